@@ -1,0 +1,94 @@
+"""Chunked pairwise distances: the one place where n x n work is done.
+
+Every estimator that needs distances between samples (KDE, k-NN, Renyi, HSIC) walks the
+``(n, n)`` distance matrix in row blocks of ``chunk_size`` rows from :func:`distance_blocks`.
+Extra memory is ``O(n * chunk_size)`` float64 values; an ``(n, n, d)`` tensor is never built.
+The same code runs on CPU and GPU (blocks live on the input's device).
+
+Metrics: ``"max"`` (Chebyshev, L-infinity), ``"euclidean"`` (L2) and ``"sqeuclidean"``
+(squared L2, computed with a matrix product: the fast path for kernels and high dimensions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+METRICS = ("max", "euclidean", "sqeuclidean")
+
+#: Memory budget for one ``(chunk, n)`` float64 block, in bytes (32 MiB).
+DEFAULT_BLOCK_BYTES = 32 * 2**20
+
+
+def check_metric(metric: str) -> str:
+    """Return ``metric`` if known, else raise a ``ValueError`` listing the choices."""
+    if metric not in METRICS:
+        raise ValueError(f"`metric` must be one of {METRICS}, got {metric!r}.")
+    return metric
+
+
+def default_chunk_size(n: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
+    """Rows per block so that one ``(rows, n)`` float64 block fits in ``block_bytes``."""
+    return max(1, min(n, block_bytes // (8 * max(n, 1))))
+
+
+def _squared_norms(x: torch.Tensor) -> torch.Tensor:
+    return (x * x).sum(dim=1)
+
+
+def distance_block(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    metric: str,
+    *,
+    b_sq_norms: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Distances between rows of ``a`` ``(m, d)`` and rows of ``b`` ``(n, d)``: ``(m, n)``.
+
+    ``b_sq_norms`` (the squared row norms of ``b``) may be passed to avoid recomputing them
+    for every block of a Euclidean walk.
+    """
+    if metric == "max":
+        return torch.cdist(a, b, p=float("inf"))
+    if b_sq_norms is None:
+        b_sq_norms = _squared_norms(b)
+    sq = _squared_norms(a)[:, None] + b_sq_norms[None, :] - 2.0 * (a @ b.T)
+    sq.clamp_(min=0.0)
+    if metric == "sqeuclidean":
+        return sq
+    return sq.sqrt_()
+
+
+def distance_blocks(
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    metric: str = "euclidean",
+    chunk_size: int | None = None,
+    exclude_self: bool = False,
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Yield ``(rows, block)`` with ``block[i, j] = dist(x[rows][i], y[j])``, shape ``(r, n)``.
+
+    With ``y=None`` the walk is ``x`` against itself; ``exclude_self=True`` then sets the
+    diagonal (a point's distance to itself) to ``+inf`` so that nearest-neighbour searches
+    and counts skip the point. The block is a fresh tensor that callers may modify.
+    """
+    check_metric(metric)
+    other = x if y is None else y
+    n_rows = x.shape[0]
+    if chunk_size is None:
+        chunk_size = default_chunk_size(other.shape[0])
+    other_sq = _squared_norms(other) if metric != "max" else None
+    for start in range(0, n_rows, chunk_size):
+        rows = slice(start, min(start + chunk_size, n_rows))
+        block = distance_block(x[rows], other, metric, b_sq_norms=other_sq)
+        if exclude_self and y is None:
+            idx = torch.arange(rows.start, rows.stop, device=x.device)
+            block[idx - rows.start, idx] = float("inf")
+        yield rows, block
+
+
+def dense_distances(x: torch.Tensor, metric: str = "euclidean") -> torch.Tensor:
+    """The full ``(n, n)`` distance matrix in one block (small inputs and tests only)."""
+    return next(distance_blocks(x, metric=metric, chunk_size=x.shape[0]))[1]

@@ -1,0 +1,137 @@
+"""Input checks and conversions shared by every estimator.
+
+Every public estimator funnels its arguments through these helpers, so that bad input fails
+the same way everywhere: a ``ValueError`` that names the argument and says what to do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_INTEGER_DTYPES = (
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+)
+
+
+def _as_tensor(x: object, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    raise ValueError(
+        f"`{name}` must be a torch.Tensor or a numpy array, got {type(x).__name__}; "
+        f"wrap it with torch.as_tensor({name})."
+    )
+
+
+def is_integer_tensor(x: torch.Tensor) -> bool:
+    """True for bool and integer dtypes (treated as discrete codes or labels)."""
+    return x.dtype in _INTEGER_DTYPES
+
+
+def as_samples(x: object, name: str, *, min_samples: int = 1) -> torch.Tensor:
+    """Return ``x`` as a float64 ``(n, d)`` tensor on its own device.
+
+    A ``(n,)`` vector becomes one column; any trailing shape ``(n, *s)`` is flattened per
+    sample. Raises ``ValueError`` for empty input, NaN/Inf, or fewer than ``min_samples`` rows.
+    """
+    t = _as_tensor(x, name)
+    if t.dim() == 0:
+        raise ValueError(f"`{name}` is a scalar; pass samples as an (n,) or (n, d) tensor.")
+    if t.is_complex():
+        raise ValueError(f"`{name}` is complex; pass real values (e.g. {name}.real).")
+    n = t.shape[0]
+    t = t.reshape(n, -1) if n > 0 else t.reshape(0, -1)
+    if n == 0 or t.shape[1] == 0:
+        raise ValueError(f"`{name}` is empty (shape {tuple(t.shape)}); pass at least one sample.")
+    if n < min_samples:
+        raise ValueError(
+            f"`{name}` has {n} samples but this estimator needs at least {min_samples}; "
+            "pass more samples or lower the neighbour count `k`."
+        )
+    t = t.to(torch.float64)
+    if not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(
+            f"`{name}` contains {bad} NaN/Inf values; drop or impute them before estimating "
+            "(e.g. x[torch.isfinite(x).all(1)])."
+        )
+    return t
+
+
+def as_labels(y: object, name: str) -> torch.Tensor:
+    """Return class labels as an int64 ``(n,)`` tensor of codes ``0..C-1``.
+
+    Accepts integer or bool dtypes of shape ``(n,)`` or ``(n, 1)``. Float labels and one-hot
+    matrices are refused with the conversion to use, since guessing would silently change
+    the estimate.
+    """
+    t = _as_tensor(y, name)
+    if t.dim() == 2 and t.shape[1] == 1:
+        t = t[:, 0]
+    if t.dim() != 1:
+        raise ValueError(
+            f"`{name}` must be a vector of class labels of shape (n,), got shape "
+            f"{tuple(t.shape)}; for one-hot labels pass {name}.argmax(dim=1)."
+        )
+    if t.numel() == 0:
+        raise ValueError(f"`{name}` is empty; pass at least one label.")
+    if not is_integer_tensor(t):
+        raise ValueError(
+            f"`{name}` has dtype {t.dtype} but labels must be integers; pass {name}.long() "
+            "if the values are class indices, or discrete=False to treat it as continuous."
+        )
+    return torch.unique(t, return_inverse=True)[1].to(torch.int64)
+
+
+def as_codes(x: object, name: str) -> torch.Tensor:
+    """Return one integer code per distinct row of ``x`` (any dtype), shape ``(n,)``.
+
+    Used where a variable is treated as discrete by identity, e.g. the input X of a
+    deterministic network, whose every distinct sample is its own value.
+    """
+    t = _as_tensor(x, name)
+    if t.dim() == 0 or t.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty or a scalar; pass an (n,) or (n, d) tensor.")
+    t = t.reshape(t.shape[0], -1)
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"`{name}` contains NaN/Inf values; drop or impute them first.")
+    if t.shape[1] == 1:
+        return torch.unique(t[:, 0], return_inverse=True)[1]
+    return torch.unique(t, dim=0, return_inverse=True)[1]
+
+
+def check_same_length(x: torch.Tensor, y: torch.Tensor, x_name: str, y_name: str) -> None:
+    """Raise if the two sample sets have different numbers of rows."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"`{x_name}` has {x.shape[0]} samples but `{y_name}` has {y.shape[0]}; "
+            "pass paired samples (row i of each from the same example)."
+        )
+
+
+def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
+    """Raise if a parameter is not a positive (or non-negative) finite number."""
+    ok = value >= 0 if allow_zero else value > 0
+    if not (isinstance(value, (int, float)) and np.isfinite(value) and ok):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
+
+
+def check_int_at_least(value: int, name: str, minimum: int) -> None:
+    """Raise if an integer parameter is below its minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+
+def resolve_discrete(y: torch.Tensor, discrete: bool | None) -> bool:
+    """``discrete=None`` means: integer/bool dtype is discrete, floating point is not."""
+    if discrete is None:
+        return is_integer_tensor(y)
+    return bool(discrete)
