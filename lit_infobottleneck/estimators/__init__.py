@@ -5,18 +5,40 @@ One module per family; every estimator is also reachable by name through
 """
 
 from lit_infobottleneck.estimators.base import Estimator
+from lit_infobottleneck.estimators.binning import (
+    BinningEstimator,
+    binning_entropy,
+    binning_mutual_information,
+    discrete_mutual_information,
+    discretize,
+    plugin_entropy,
+)
 from lit_infobottleneck.estimators.gaussian import (
     GaussianEstimator,
     gaussian_entropy,
     gaussian_mutual_information,
 )
+from lit_infobottleneck.estimators.kde import KDEEstimator, kde_entropy, kde_mutual_information
+from lit_infobottleneck.estimators.knn import KSGEstimator, kl_entropy, ksg_mutual_information
 from lit_infobottleneck.estimators.registry import available_estimators, get_estimator
 
 __all__ = [
+    "BinningEstimator",
     "Estimator",
     "GaussianEstimator",
+    "KDEEstimator",
+    "KSGEstimator",
     "available_estimators",
+    "binning_entropy",
+    "binning_mutual_information",
+    "discrete_mutual_information",
+    "discretize",
     "gaussian_entropy",
     "gaussian_mutual_information",
     "get_estimator",
+    "kde_entropy",
+    "kde_mutual_information",
+    "kl_entropy",
+    "ksg_mutual_information",
+    "plugin_entropy",
 ]

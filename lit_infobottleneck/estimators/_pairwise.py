@@ -7,6 +7,9 @@ The same code runs on CPU and GPU (blocks live on the input's device).
 
 Metrics: ``"max"`` (Chebyshev, L-infinity), ``"euclidean"`` (L2) and ``"sqeuclidean"``
 (squared L2, computed with a matrix product: the fast path for kernels and high dimensions).
+The matrix-product form has an absolute round-off of about ``1e-16 * |x|^2`` in squared
+distances; a point's distance to itself is set to exactly 0. Where near-duplicates must be
+ordered exactly, use ``"max"`` (exact differences).
 """
 
 from __future__ import annotations
@@ -83,9 +86,9 @@ def distance_blocks(
     for start in range(0, n_rows, chunk_size):
         rows = slice(start, min(start + chunk_size, n_rows))
         block = distance_block(x[rows], other, metric, b_sq_norms=other_sq)
-        if exclude_self and y is None:
+        if y is None:
             idx = torch.arange(rows.start, rows.stop, device=x.device)
-            block[idx - rows.start, idx] = float("inf")
+            block[idx - rows.start, idx] = float("inf") if exclude_self else 0.0
         yield rows, block
 
 

@@ -19,7 +19,7 @@ _INTEGER_DTYPES = (
 )
 
 
-def _as_tensor(x: object, name: str) -> torch.Tensor:
+def as_tensor(x: object, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray):
@@ -41,15 +41,15 @@ def as_samples(x: object, name: str, *, min_samples: int = 1) -> torch.Tensor:
     A ``(n,)`` vector becomes one column; any trailing shape ``(n, *s)`` is flattened per
     sample. Raises ``ValueError`` for empty input, NaN/Inf, or fewer than ``min_samples`` rows.
     """
-    t = _as_tensor(x, name)
+    t = as_tensor(x, name)
     if t.dim() == 0:
         raise ValueError(f"`{name}` is a scalar; pass samples as an (n,) or (n, d) tensor.")
     if t.is_complex():
         raise ValueError(f"`{name}` is complex; pass real values (e.g. {name}.real).")
     n = t.shape[0]
-    t = t.reshape(n, -1) if n > 0 else t.reshape(0, -1)
-    if n == 0 or t.shape[1] == 0:
+    if t.numel() == 0:
         raise ValueError(f"`{name}` is empty (shape {tuple(t.shape)}); pass at least one sample.")
+    t = t.reshape(n, -1)
     if n < min_samples:
         raise ValueError(
             f"`{name}` has {n} samples but this estimator needs at least {min_samples}; "
@@ -72,7 +72,7 @@ def as_labels(y: object, name: str) -> torch.Tensor:
     matrices are refused with the conversion to use, since guessing would silently change
     the estimate.
     """
-    t = _as_tensor(y, name)
+    t = as_tensor(y, name)
     if t.dim() == 2 and t.shape[1] == 1:
         t = t[:, 0]
     if t.dim() != 1:
@@ -96,7 +96,7 @@ def as_codes(x: object, name: str) -> torch.Tensor:
     Used where a variable is treated as discrete by identity, e.g. the input X of a
     deterministic network, whose every distinct sample is its own value.
     """
-    t = _as_tensor(x, name)
+    t = as_tensor(x, name)
     if t.dim() == 0 or t.shape[0] == 0:
         raise ValueError(f"`{name}` is empty or a scalar; pass an (n,) or (n, d) tensor.")
     t = t.reshape(t.shape[0], -1)

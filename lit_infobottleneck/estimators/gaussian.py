@@ -25,6 +25,7 @@ import torch
 from lit_infobottleneck.estimators._validation import (
     as_labels,
     as_samples,
+    as_tensor,
     check_positive,
     check_same_length,
     resolve_discrete,
@@ -53,7 +54,7 @@ def _logdet(cov: torch.Tensor, ridge: float) -> torch.Tensor:
 
 
 def gaussian_entropy(x: torch.Tensor, *, ridge: float = 1e-6) -> torch.Tensor:
-    """Differential entropy (nats) of the Gaussian fit to ``x`` ``(n, d)``: 1/2 log det(2 pi e S)."""
+    """Entropy (nats) of the Gaussian fit to ``x`` ``(n, d)``: 1/2 log det(2 pi e S)."""
     check_positive(ridge, "ridge", allow_zero=True)
     x = as_samples(x, "x", min_samples=2)
     d = x.shape[1]
@@ -70,7 +71,7 @@ def gaussian_mutual_information(
     """I(X;Y) in nats of the Gaussian fit (see the module docstring); 0-d float64."""
     check_positive(ridge, "ridge", allow_zero=True)
     x = as_samples(x, "x", min_samples=2)
-    y_raw = torch.as_tensor(y) if not isinstance(y, torch.Tensor) else y
+    y_raw = as_tensor(y, "y")
     if resolve_discrete(y_raw, discrete_y):
         labels = as_labels(y_raw, "y").to(x.device)
         check_same_length(x, labels, "x", "y")

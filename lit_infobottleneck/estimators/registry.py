@@ -32,9 +32,8 @@ def get_estimator(name: str, **params: Any) -> Estimator:
     parameter (listing the accepted ones).
     """
     if name not in _REGISTRY:
-        raise ValueError(
-            f"unknown estimator {name!r}; available estimators: {', '.join(available_estimators())}."
-        )
+        known = ", ".join(available_estimators())
+        raise ValueError(f"unknown estimator {name!r}; available estimators: {known}.")
     cls = _REGISTRY[name]
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(params) - set(accepted))

@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import torch
+
+from lit_infobottleneck.estimators import Estimator, available_estimators, get_estimator
+
+CORE = ["binning", "gaussian", "kde", "ksg"]
+
+
+def test_core_families_are_registered():
+    assert set(CORE) <= set(available_estimators())
+    for name in available_estimators():
+        est = get_estimator(name)
+        assert isinstance(est, Estimator) and est.name == name
+        assert repr(est).startswith(type(est).__name__ + "(")
+        assert isinstance(est.params(), dict)
+
+
+def test_unknown_name_and_parameter_list_the_choices():
+    with pytest.raises(ValueError, match=r"unknown estimator 'kgs'; available estimators: .*ksg"):
+        get_estimator("kgs")
+    with pytest.raises(
+        ValueError, match=r"unknown parameter\(s\) \['neighbours'\]; accepted: .*'k'"
+    ):
+        get_estimator("ksg", neighbours=5)
+
+
+def test_parameters_reach_the_estimator():
+    assert get_estimator("ksg", k=7).params()["k"] == 7
+    assert get_estimator("binning", bins=12).params()["bins"] == 12
+    assert get_estimator("kde", noise_var=0.5).params()["noise_var"] == 0.5
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_results_are_0d_float64_nats_on_the_input_device(name):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 4, generator=gen)
+    t = torch.tanh(x @ torch.randn(4, 3, generator=gen))
+    y = (x[:, 0] > 0).long()
+    est = get_estimator(name)
+    for value in (est.input_information(x, t), est.label_information(t, y)):
+        assert value.dim() == 0 and value.dtype == torch.float64 and value.device == x.device
+        assert math.isfinite(float(value))
+    assert float(est.label_information(t, y)) <= math.log(2) + 0.1
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_bad_input_names_the_argument(name):
+    est = get_estimator(name)
+    x, labels = torch.randn(20, 3), torch.arange(20) % 2
+    with pytest.raises(ValueError, match="has 20 samples but `y` has 19"):
+        est.label_information(x, labels[:19])
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        est.label_information(torch.full((20, 3), float("inf")), labels)
+    with pytest.raises(ValueError, match="empty"):
+        est.label_information(torch.zeros(0, 3), labels[:0])
+    with pytest.raises(ValueError, match=r"must be a torch\.Tensor or a numpy array"):
+        est.label_information([[1.0]] * 20, labels)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_leading_shapes_are_flattened_per_sample(name):
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randn(64, 2, 3, 3, generator=gen)
+    labels = torch.arange(64) % 4
+    est = get_estimator(name)
+    flat = est.label_information(images.reshape(64, -1), labels)
+    assert float(est.label_information(images, labels)) == pytest.approx(float(flat), abs=1e-12)
