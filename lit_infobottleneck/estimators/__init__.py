@@ -18,16 +18,25 @@ from lit_infobottleneck.estimators.gaussian import (
     gaussian_entropy,
     gaussian_mutual_information,
 )
+from lit_infobottleneck.estimators.hsic import HSICEstimator, hsic, normalized_hsic
 from lit_infobottleneck.estimators.kde import KDEEstimator, kde_entropy, kde_mutual_information
 from lit_infobottleneck.estimators.knn import KSGEstimator, kl_entropy, ksg_mutual_information
 from lit_infobottleneck.estimators.registry import available_estimators, get_estimator
+from lit_infobottleneck.estimators.renyi import (
+    RenyiEstimator,
+    renyi_entropy,
+    renyi_joint_entropy,
+    renyi_mutual_information,
+)
 
 __all__ = [
     "BinningEstimator",
     "Estimator",
     "GaussianEstimator",
+    "HSICEstimator",
     "KDEEstimator",
     "KSGEstimator",
+    "RenyiEstimator",
     "available_estimators",
     "binning_entropy",
     "binning_mutual_information",
@@ -36,9 +45,14 @@ __all__ = [
     "gaussian_entropy",
     "gaussian_mutual_information",
     "get_estimator",
+    "hsic",
     "kde_entropy",
     "kde_mutual_information",
     "kl_entropy",
     "ksg_mutual_information",
+    "normalized_hsic",
     "plugin_entropy",
+    "renyi_entropy",
+    "renyi_joint_entropy",
+    "renyi_mutual_information",
 ]

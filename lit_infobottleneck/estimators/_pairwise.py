@@ -56,11 +56,8 @@ def distance_block(
         return torch.cdist(a, b, p=float("inf"))
     if b_sq_norms is None:
         b_sq_norms = _squared_norms(b)
-    sq = _squared_norms(a)[:, None] + b_sq_norms[None, :] - 2.0 * (a @ b.T)
-    sq.clamp_(min=0.0)
-    if metric == "sqeuclidean":
-        return sq
-    return sq.sqrt_()
+    sq = (_squared_norms(a)[:, None] + b_sq_norms[None, :] - 2.0 * (a @ b.T)).clamp(min=0.0)
+    return sq if metric == "sqeuclidean" else sq.sqrt()
 
 
 def distance_blocks(
@@ -75,7 +72,9 @@ def distance_blocks(
 
     With ``y=None`` the walk is ``x`` against itself; ``exclude_self=True`` then sets the
     diagonal (a point's distance to itself) to ``+inf`` so that nearest-neighbour searches
-    and counts skip the point. The block is a fresh tensor that callers may modify.
+    and counts skip the point. The block is a fresh tensor that callers may modify; no
+    in-place operation touches it here, so gradients flow through the ``"sqeuclidean"``
+    blocks (the objectives train through them).
     """
     check_metric(metric)
     other = x if y is None else y
@@ -88,7 +87,8 @@ def distance_blocks(
         block = distance_block(x[rows], other, metric, b_sq_norms=other_sq)
         if y is None:
             idx = torch.arange(rows.start, rows.stop, device=x.device)
-            block[idx - rows.start, idx] = float("inf") if exclude_self else 0.0
+            fill = torch.tensor(float("inf") if exclude_self else 0.0, dtype=block.dtype)
+            block = block.index_put((idx - rows.start, idx), fill.to(block.device))
         yield rows, block
 
 

@@ -6,7 +6,9 @@ the same way everywhere: a ``ValueError`` that names the argument and says what 
 
 from __future__ import annotations
 
-import numpy as np
+import math
+import numbers
+
 import torch
 
 _INTEGER_DTYPES = (
@@ -22,8 +24,8 @@ _INTEGER_DTYPES = (
 def as_tensor(x: object, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(x)
+    if hasattr(x, "__array__") and not isinstance(x, (list, tuple)):
+        return torch.as_tensor(x)
     raise ValueError(
         f"`{name}` must be a torch.Tensor or a numpy array, got {type(x).__name__}; "
         f"wrap it with torch.as_tensor({name})."
@@ -35,7 +37,9 @@ def is_integer_tensor(x: torch.Tensor) -> bool:
     return x.dtype in _INTEGER_DTYPES
 
 
-def as_samples(x: object, name: str, *, min_samples: int = 1) -> torch.Tensor:
+def as_samples(
+    x: object, name: str, *, min_samples: int = 1, hint: str = "pass more samples"
+) -> torch.Tensor:
     """Return ``x`` as a float64 ``(n, d)`` tensor on its own device.
 
     A ``(n,)`` vector becomes one column; any trailing shape ``(n, *s)`` is flattened per
@@ -52,8 +56,7 @@ def as_samples(x: object, name: str, *, min_samples: int = 1) -> torch.Tensor:
     t = t.reshape(n, -1)
     if n < min_samples:
         raise ValueError(
-            f"`{name}` has {n} samples but this estimator needs at least {min_samples}; "
-            "pass more samples or lower the neighbour count `k`."
+            f"`{name}` has {n} samples but this estimator needs at least {min_samples}; {hint}."
         )
     t = t.to(torch.float64)
     if not bool(torch.isfinite(t).all()):
@@ -85,7 +88,7 @@ def as_labels(y: object, name: str) -> torch.Tensor:
     if not is_integer_tensor(t):
         raise ValueError(
             f"`{name}` has dtype {t.dtype} but labels must be integers; pass {name}.long() "
-            "if the values are class indices, or discrete=False to treat it as continuous."
+            "if the values are class indices, or discrete_y=False to treat it as continuous."
         )
     return torch.unique(t, return_inverse=True)[1].to(torch.int64)
 
@@ -118,15 +121,16 @@ def check_same_length(x: torch.Tensor, y: torch.Tensor, x_name: str, y_name: str
 
 def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
     """Raise if a parameter is not a positive (or non-negative) finite number."""
-    ok = value >= 0 if allow_zero else value > 0
-    if not (isinstance(value, (int, float)) and np.isfinite(value) and ok):
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = is_number and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
 
 
 def check_int_at_least(value: int, name: str, minimum: int) -> None:
     """Raise if an integer parameter is below its minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
@@ -135,3 +139,12 @@ def resolve_discrete(y: torch.Tensor, discrete: bool | None) -> bool:
     if discrete is None:
         return is_integer_tensor(y)
     return bool(discrete)
+
+
+def standardize_columns(x: torch.Tensor) -> torch.Tensor:
+    """Centre each column and divide by its std (constant columns are only centred)."""
+    x = x - x.mean(dim=0)
+    if x.shape[0] < 2:
+        return x
+    std = x.std(dim=0)
+    return x / torch.where(std > 0, std, torch.ones_like(std))

@@ -29,16 +29,10 @@ from lit_infobottleneck.estimators._validation import (
     check_positive,
     check_same_length,
     resolve_discrete,
+    standardize_columns,
 )
 from lit_infobottleneck.estimators.base import Estimator
 from lit_infobottleneck.estimators.registry import register
-
-
-def _standardize(x: torch.Tensor) -> torch.Tensor:
-    """Centre each column and divide by its std (constant columns keep std 1)."""
-    x = x - x.mean(dim=0)
-    std = x.std(dim=0) if x.shape[0] > 1 else torch.ones_like(x[0])
-    return x / torch.where(std > 0, std, torch.ones_like(std))
 
 
 def _covariance(z: torch.Tensor) -> torch.Tensor:
@@ -75,7 +69,7 @@ def gaussian_mutual_information(
     if resolve_discrete(y_raw, discrete_y):
         labels = as_labels(y_raw, "y").to(x.device)
         check_same_length(x, labels, "x", "y")
-        z = _standardize(x)
+        z = standardize_columns(x)
         h_x = _logdet(_covariance(z), ridge)
         counts = torch.bincount(labels).to(torch.float64)
         h_x_given_y = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -86,7 +80,7 @@ def gaussian_mutual_information(
         return 0.5 * (h_x - h_x_given_y)
     y = as_samples(y_raw, "y", min_samples=2)
     check_same_length(x, y, "x", "y")
-    z = _standardize(torch.cat([x, y.to(x.device)], dim=1))
+    z = standardize_columns(torch.cat([x, y.to(x.device)], dim=1))
     corr = _covariance(z)
     dx = x.shape[1]
     return 0.5 * (

@@ -50,6 +50,7 @@ from lit_infobottleneck.estimators.base import Estimator
 from lit_infobottleneck.estimators.registry import register
 
 BACKENDS = ("auto", "brute", "tree")
+_FEW_SAMPLES_HINT = "pass more samples or lower `k`"
 
 
 def prepare_samples(
@@ -126,7 +127,7 @@ def kl_entropy(
     check_metric(metric)
     if metric == "sqeuclidean":
         raise ValueError("`metric` for kl_entropy must be 'max' or 'euclidean'.")
-    x = as_samples(x, "x", min_samples=k + 1)
+    x = as_samples(x, "x", min_samples=k + 1, hint=_FEW_SAMPLES_HINT)
     x = prepare_samples(x, standardize=False, jitter=jitter, seed=seed)
     n, d = x.shape
     eps = kth_neighbor_distances(x, k, metric, chunk_size)
@@ -229,7 +230,7 @@ def ksg_mutual_information(
     check_positive(jitter, "jitter", allow_zero=True)
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
-    x = as_samples(x, "x", min_samples=k + 1)
+    x = as_samples(x, "x", min_samples=k + 1, hint=_FEW_SAMPLES_HINT)
     y_raw = as_tensor(y, "y")
     if resolve_discrete(y_raw, discrete_y):
         labels = as_labels(y_raw, "y").to(x.device)
@@ -238,7 +239,7 @@ def ksg_mutual_information(
         x = prepare_samples(x, standardize=standardize, jitter=jitter, seed=seed)
         return _ross_terms(x, labels, k, metric, chunk_size)
 
-    y = as_samples(y_raw, "y", min_samples=k + 1).to(x.device)
+    y = as_samples(y_raw, "y", min_samples=k + 1, hint=_FEW_SAMPLES_HINT).to(x.device)
     check_same_length(x, y, "x", "y")
     metric = check_metric(metric or "max")
     if metric == "sqeuclidean":

@@ -5,7 +5,7 @@ import torch
 
 from lit_infobottleneck.estimators import Estimator, available_estimators, get_estimator
 
-CORE = ["binning", "gaussian", "kde", "ksg"]
+CORE = ["binning", "gaussian", "hsic", "kde", "ksg", "renyi"]
 
 
 def test_core_families_are_registered():
