@@ -21,6 +21,14 @@ from lit_infobottleneck.estimators.gaussian import (
 from lit_infobottleneck.estimators.hsic import HSICEstimator, hsic, normalized_hsic
 from lit_infobottleneck.estimators.kde import KDEEstimator, kde_entropy, kde_mutual_information
 from lit_infobottleneck.estimators.knn import KSGEstimator, kl_entropy, ksg_mutual_information
+from lit_infobottleneck.estimators.neural import (
+    InfoNCEEstimator,
+    MINEEstimator,
+    NeuralTrace,
+    NWJEstimator,
+    SMILEEstimator,
+    neural_mutual_information,
+)
 from lit_infobottleneck.estimators.registry import available_estimators, get_estimator
 from lit_infobottleneck.estimators.renyi import (
     RenyiEstimator,
@@ -34,9 +42,14 @@ __all__ = [
     "Estimator",
     "GaussianEstimator",
     "HSICEstimator",
+    "InfoNCEEstimator",
     "KDEEstimator",
     "KSGEstimator",
+    "MINEEstimator",
+    "NWJEstimator",
+    "NeuralTrace",
     "RenyiEstimator",
+    "SMILEEstimator",
     "available_estimators",
     "binning_entropy",
     "binning_mutual_information",
@@ -50,6 +63,7 @@ __all__ = [
     "kde_mutual_information",
     "kl_entropy",
     "ksg_mutual_information",
+    "neural_mutual_information",
     "normalized_hsic",
     "plugin_entropy",
     "renyi_entropy",

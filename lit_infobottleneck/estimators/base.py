@@ -21,6 +21,10 @@ class Estimator(abc.ABC):
     #: Registry name, e.g. ``"ksg"``.
     name: ClassVar[str]
 
+    #: Unit of the values returned: ``"nats"`` for every mutual-information estimator; the
+    #: HSIC family returns a unitless dependence score and says so here.
+    unit: str = "nats"
+
     @abc.abstractmethod
     def mutual_information(
         self, x: torch.Tensor, y: torch.Tensor, *, discrete_y: bool | None = None
@@ -40,7 +44,10 @@ class Estimator(abc.ABC):
 
     @abc.abstractmethod
     def params(self) -> dict[str, Any]:
-        """The free parameters that set what this estimator measures, for logging."""
+        """The free parameters that set what this estimator measures, for logging.
+
+        ``get_estimator(self.name, **self.params())`` rebuilds an equal estimator.
+        """
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

@@ -220,6 +220,7 @@ class HSICEstimator(Estimator):
         check_chunk_size(chunk_size)
         self.sigma = sigma
         self.normalized = bool(normalized)
+        self.unit = "nHSIC" if self.normalized else "HSIC"
         self.chunk_size = chunk_size
 
     def mutual_information(
@@ -237,5 +238,4 @@ class HSICEstimator(Estimator):
         )
 
     def params(self) -> dict[str, Any]:
-        unit = "nHSIC (unitless, [0, 1]; not nats)" if self.normalized else "HSIC (not nats)"
-        return {"sigma": self.sigma, "normalized": self.normalized, "unit": unit}
+        return {"sigma": self.sigma, "normalized": self.normalized}

@@ -284,5 +284,4 @@ class RenyiEstimator(Estimator):
             "alpha": self.alpha,
             "sigma": self.sigma,
             "standardize": self.standardize,
-            "unit": "nats",
         }

@@ -67,3 +67,13 @@ def test_leading_shapes_are_flattened_per_sample(name):
     est = get_estimator(name)
     flat = est.label_information(images.reshape(64, -1), labels)
     assert float(est.label_information(images, labels)) == pytest.approx(float(flat), abs=1e-12)
+
+
+def test_params_rebuild_an_equal_estimator():
+    assert {"infonce", "mine", "nwj", "smile"} <= set(available_estimators())
+    for name in available_estimators():
+        params = get_estimator(name).params()
+        rebuilt = get_estimator(name, **params)
+        assert rebuilt.params() == params and rebuilt.unit == get_estimator(name).unit
+    assert get_estimator("hsic").unit == "nHSIC"
+    assert {get_estimator(n).unit for n in available_estimators() if n != "hsic"} == {"nats"}

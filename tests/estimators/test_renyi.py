@@ -219,7 +219,7 @@ def test_matrix_entropy_of_identity_and_rank_one():
 def test_registered_estimator():
     est = get_estimator("renyi", alpha=2.0, sigma="median")
     assert isinstance(est, RenyiEstimator)
-    assert est.params() == {"alpha": 2.0, "sigma": "median", "standardize": True, "unit": "nats"}
+    assert est.params() == {"alpha": 2.0, "sigma": "median", "standardize": True}
     t, _ = _gaussian_pair(60, 0.5, seed=10)
     labels = (t[:, 0] > 0).long()
     got = est.label_information(t, labels)
