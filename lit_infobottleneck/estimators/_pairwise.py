@@ -50,14 +50,16 @@ def distance_block(
     """Distances between rows of ``a`` ``(m, d)`` and rows of ``b`` ``(n, d)``: ``(m, n)``.
 
     ``b_sq_norms`` (the squared row norms of ``b``) may be passed to avoid recomputing them
-    for every block of a Euclidean walk.
+    for every block of a Euclidean walk. Autocast is off here: under mixed precision a
+    bf16/fp16 matrix product would wreck the distances.
     """
-    if metric == "max":
-        return torch.cdist(a, b, p=float("inf"))
-    if b_sq_norms is None:
-        b_sq_norms = _squared_norms(b)
-    sq = (_squared_norms(a)[:, None] + b_sq_norms[None, :] - 2.0 * (a @ b.T)).clamp(min=0.0)
-    return sq if metric == "sqeuclidean" else sq.sqrt()
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        if metric == "max":
+            return torch.cdist(a, b, p=float("inf"))
+        if b_sq_norms is None:
+            b_sq_norms = _squared_norms(b)
+        sq = (_squared_norms(a)[:, None] + b_sq_norms[None, :] - 2.0 * (a @ b.T)).clamp(min=0.0)
+        return sq if metric == "sqeuclidean" else sq.sqrt()
 
 
 def distance_blocks(

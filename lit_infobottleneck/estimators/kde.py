@@ -55,29 +55,44 @@ def _check_bound(bound: str) -> float:
     return BOUNDS[bound]
 
 
+def _check_noise_var(noise_var: float | torch.Tensor) -> None:
+    if isinstance(noise_var, torch.Tensor):
+        if noise_var.dim() != 0:
+            raise ValueError("`noise_var` must be a number or a 0-d tensor (one variance).")
+        return
+    check_positive(noise_var, "noise_var")
+
+
 def kde_entropy(
     t: torch.Tensor,
     *,
-    noise_var: float = 0.1,
+    noise_var: float | torch.Tensor = 0.1,
     bound: str = "upper",
     chunk_size: int | None = None,
 ) -> torch.Tensor:
-    """Pairwise-distance bound (nats, 0-d float64) on H(T + N(0, noise_var I)), ``t`` ``(n, d)``."""
-    check_positive(noise_var, "noise_var")
+    """Pairwise-distance bound (nats, 0-d float64) on H(T + N(0, noise_var I)), ``t`` ``(n, d)``.
+
+    Differentiable in ``t`` and in a tensor ``noise_var``.
+    """
+    _check_noise_var(noise_var)
     scale = _check_bound(bound) * noise_var
     t = as_samples(t, "t")
     n, d = t.shape
-    log_mix = torch.empty(n, dtype=torch.float64, device=t.device)
-    for rows, sq in distance_blocks(t, metric="sqeuclidean", chunk_size=chunk_size):
-        log_mix[rows] = torch.logsumexp(-sq / scale, dim=1) - math.log(n)
-    return 0.5 * d * math.log(2 * math.pi * math.e * noise_var) - log_mix.mean()
+    log_mix = torch.cat(
+        [
+            torch.logsumexp(-sq / scale, dim=1)
+            for _, sq in distance_blocks(t, metric="sqeuclidean", chunk_size=chunk_size)
+        ]
+    ) - math.log(n)
+    log_noise = torch.log(torch.as_tensor(2 * math.pi * math.e * noise_var, dtype=torch.float64))
+    return 0.5 * d * log_noise.to(t.device) - log_mix.mean()
 
 
 def kde_mutual_information(
     t: torch.Tensor,
     groups: torch.Tensor,
     *,
-    noise_var: float = 0.1,
+    noise_var: float | torch.Tensor = 0.1,
     bound: str = "upper",
     discrete_groups: bool | None = None,
     chunk_size: int | None = None,
@@ -86,9 +101,10 @@ def kde_mutual_information(
 
     ``groups`` ``(n, ...)``: integer class labels, or any tensor whose distinct rows are the
     values of C (e.g. the network inputs X, for I(X;T)). ``discrete_groups=True`` requires
-    integer labels; ``None``/``False`` group by distinct rows of any dtype.
+    integer labels; ``None``/``False`` group by distinct rows of any dtype. Differentiable in
+    ``t`` and in a tensor ``noise_var`` (the nonlinear-IB objective trains through it).
     """
-    check_positive(noise_var, "noise_var")
+    _check_noise_var(noise_var)
     scale = _check_bound(bound) * noise_var
     t = as_samples(t, "t")
     g = as_tensor(groups, "y")
@@ -96,15 +112,15 @@ def kde_mutual_information(
     codes = codes.to(t.device)
     check_same_length(t, codes, "t", "y")
     n = t.shape[0]
-    group_sizes = torch.bincount(codes).to(torch.float64)
-    per_point = torch.empty(n, dtype=torch.float64, device=t.device)
+    log_group_sizes = torch.bincount(codes).to(torch.float64).log()
+    per_point = []
     for rows, sq in distance_blocks(t, metric="sqeuclidean", chunk_size=chunk_size):
         log_kernel = -sq / scale
         log_all = torch.logsumexp(log_kernel, dim=1) - math.log(n)
         other_group = codes[rows, None] != codes[None, :]
         log_same = torch.logsumexp(log_kernel.masked_fill(other_group, -math.inf), dim=1)
-        per_point[rows] = log_same - group_sizes[codes[rows]].log() - log_all
-    return per_point.mean()
+        per_point.append(log_same - log_group_sizes[codes[rows]] - log_all)
+    return torch.cat(per_point).mean()
 
 
 @register
