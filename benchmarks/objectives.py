@@ -93,12 +93,12 @@ def build(objective_name: str, weight: float | None) -> InfoBottleneckClassifier
 
 
 def kde_information(model: InfoBottleneckClassifier, loader: DataLoader) -> float:
-    """Common yardstick: KDE upper bound on I(X; Z_mean + noise), noise = 0.1 x mean var(z)."""
+    """Common yardstick: KDE upper bound on I(X; Z_mean + noise), noise = mean var(z) (SNR 1)."""
     model.eval()
     with torch.no_grad():
         x, _ = next(iter(loader))
         z = model.forward_output(x).rep.mean.double()
-    noise_var = 0.1 * float(z.var(0).mean())
+    noise_var = float(z.var(0).mean())
     return float(kde_mutual_information(z, torch.arange(len(z)), noise_var=noise_var))
 
 
@@ -133,13 +133,14 @@ def summary(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--plot", type=Path, default=Path("docs/vib_beta_sweep.png"))
     args = parser.parse_args()
     epochs, seeds = (3, 1) if args.quick else (args.epochs, args.seeds)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*treespec.*")
 
     own_term = {
         "CrossEntropy": None,
@@ -153,17 +154,22 @@ def main() -> None:
     settings += [("VIB", beta) for beta in VIB_BETAS]
     settings += [
         ("InfoObjective", 1e-3),
+        ("InfoObjective", 1e-2),
         ("NonlinearIB", 1e-2),
+        ("NonlinearIB", 1e-1),
         ("CEB", 1e-2),
+        ("CEB", 1e-1),
         ("HSICBottleneck", 1e-2),
+        ("HSICBottleneck", 1e-1),
     ]
     print(f"digits, MLP 64-256-256 ReLU, latent {LATENT}, {epochs} epochs, {seeds} seed(s)\n")
     print(
         "| objective | weight | test acc | own information term (test, nats) | "
-        "KDE I(X;Z) bound (nats) | s / run |"
+        "KDE I(X;Z) bound at SNR 1 (nats) | s / run |"
     )
     print("|---|---|---|---|---|---|")
     sweep: dict[float, dict[str, list[float]]] = {}
+    baseline = math.nan
     for name, weight in settings:
         results = [run(name, weight, seed, epochs) for seed in range(seeds)]
         acc = [r["acc"] for r in results]
@@ -176,6 +182,8 @@ def main() -> None:
         )
         if name == "VIB":
             sweep[weight] = {"acc": acc, "kl": [r["kl"] for r in results]}
+        if name == "CrossEntropy":
+            baseline = statistics.mean(acc)
     betas = sorted(sweep)
     kl_means = [statistics.mean(sweep[b]["kl"]) for b in betas]
     monotone = all(a > b for a, b in itertools.pairwise(kl_means))
@@ -191,11 +199,13 @@ def main() -> None:
         label="test accuracy",
     )
     ax_kl.plot(betas, kl_means, color="tab:red", marker="s", label="KL = I(X;Z) bound")
+    ax_acc.axhline(baseline, color="tab:blue", linestyle="--", label="cross-entropy accuracy")
     ax_acc.set_xscale("log")
     ax_acc.set_xlabel("beta")
     ax_acc.set_ylabel("test accuracy", color="tab:blue")
     ax_kl.set_ylabel("KL(q(z|x) || p(z)) [nats]", color="tab:red")
     ax_acc.set_title(f"VIB on digits ({epochs} epochs, {seeds} seeds)")
+    fig.legend(loc="lower left", bbox_to_anchor=(0.12, 0.15), fontsize=8)
     fig.tight_layout()
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.plot, dpi=120)

@@ -37,7 +37,7 @@ _DTYPES = (
 )
 
 
-def _gather_rows(result: Tensor, group: Any | None = None) -> list[Tensor]:
+def gather_rows(result: Tensor, group: Any | None = None) -> list[Tensor]:
     """Gather a row state ``(n_r,)`` or ``(n_r, d)`` from every rank, in rank order.
 
     torchmetrics' ``gather_all_tensors`` pads uneven first dimensions, but a rank that saw no
@@ -136,7 +136,7 @@ class MutualInformation(Metric):
         unit: str = "nats",
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("dist_sync_fn", _gather_rows)
+        kwargs.setdefault("dist_sync_fn", gather_rows)
         super().__init__(**kwargs)
         if max_samples is not None:
             check_int_at_least(max_samples, "max_samples", 1)

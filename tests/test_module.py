@@ -260,3 +260,21 @@ def test_default_objective_is_cross_entropy_and_batches_may_be_dicts(tmp_path):
     trainer = _trainer(tmp_path, max_epochs=1, logger=False, limit_val_batches=0)
     trainer.fit(model, DataLoader(records, batch_size=32))
     assert math.isfinite(float(trainer.callback_metrics["train/loss_epoch"]))
+
+
+def test_beta_schedule_warms_up_the_vib_weight(tmp_path):
+    from lit_infobottleneck.callbacks import BetaSchedule
+
+    model = _vib_model()
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            seen.append(pl_module.objective.beta)
+
+    schedule = BetaSchedule(weight="beta", schedule="linear", start=0.0, end=0.1, warmup=2)
+    trainer = _trainer(tmp_path, max_epochs=4, callbacks=[schedule, Record()])
+    trainer.fit(model, *_loaders())
+    assert seen == pytest.approx([0.0, 0.05, 0.1, 0.1])
+    logged = [float(r["schedule/beta"]) for r in _read_metrics(tmp_path) if r["schedule/beta"]]
+    assert logged == pytest.approx([0.0, 0.05, 0.1, 0.1])
