@@ -42,6 +42,12 @@ class Estimator(abc.ABC):
         """I(T;Y) in nats between a layer's activations ``t`` and class labels ``y``."""
         return self.mutual_information(t, y, discrete_y=True)
 
+    def layer_information(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(I(X;T), I(T;Y))`` of one layer; families that can share work override it."""
+        return self.input_information(x, t), self.label_information(t, y)
+
     @abc.abstractmethod
     def params(self) -> dict[str, Any]:
         """The free parameters that set what this estimator measures, for logging.

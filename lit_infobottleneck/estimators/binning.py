@@ -196,5 +196,18 @@ class BinningEstimator(Estimator):
         check_same_length(codes, labels, "t", "y")
         return discrete_mutual_information(codes, labels.to(codes.device))
 
+    def layer_information(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(I(X;T), I(T;Y)) binning ``t`` once."""
+        codes = self._binned(t, "t")
+        inputs, labels = as_codes(x, "x"), as_labels(y, "y")
+        check_same_length(inputs, codes, "x", "t")
+        check_same_length(codes, labels, "t", "y")
+        return (
+            discrete_mutual_information(inputs.to(codes.device), codes),
+            discrete_mutual_information(codes, labels.to(codes.device)),
+        )
+
     def params(self) -> dict[str, Any]:
         return {"bins": self.bins, "bin_width": self.bin_width, "value_range": self.value_range}

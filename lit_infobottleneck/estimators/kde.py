@@ -109,18 +109,32 @@ def kde_mutual_information(
     t = as_samples(t, "t")
     g = as_tensor(groups, "y")
     codes = as_labels(g, "y") if discrete_groups else as_codes(g, "y")
-    codes = codes.to(t.device)
     check_same_length(t, codes, "t", "y")
+    return _grouped_information(t, [codes.to(t.device)], scale, chunk_size)[0]
+
+
+def _grouped_information(
+    t: torch.Tensor, groupings: list[torch.Tensor], scale: Any, chunk_size: int | None
+) -> list[torch.Tensor]:
+    """I(T + noise; C) for several groupings C (int64 codes ``(n,)``) in one distance walk."""
     n = t.shape[0]
-    log_group_sizes = torch.bincount(codes).to(torch.float64).log()
-    per_point = []
+    log_sizes = [torch.bincount(codes).to(torch.float64).log() for codes in groupings]
+    # all groups of one sample (e.g. distinct inputs X): the own-group term is log K(0) = 0
+    singletons = [bool((sizes == 0).all()) for sizes in log_sizes]
+    per_point: list[list[torch.Tensor]] = [[] for _ in groupings]
     for rows, sq in distance_blocks(t, metric="sqeuclidean", chunk_size=chunk_size):
         log_kernel = -sq / scale
         log_all = torch.logsumexp(log_kernel, dim=1) - math.log(n)
-        other_group = codes[rows, None] != codes[None, :]
-        log_same = torch.logsumexp(log_kernel.masked_fill(other_group, -math.inf), dim=1)
-        per_point.append(log_same - log_group_sizes[codes[rows]] - log_all)
-    return torch.cat(per_point).mean()
+        for out, codes, sizes, single in zip(
+            per_point, groupings, log_sizes, singletons, strict=True
+        ):
+            if single:
+                out.append(-log_all)
+                continue
+            other_group = codes[rows, None] != codes[None, :]
+            log_same = torch.logsumexp(log_kernel.masked_fill(other_group, -math.inf), dim=1)
+            out.append(log_same - sizes[codes[rows]] - log_all)
+    return [torch.cat(parts).mean() for parts in per_point]
 
 
 @register
@@ -152,6 +166,19 @@ class KDEEstimator(Estimator):
         return kde_mutual_information(
             t, x, noise_var=self.noise_var, bound=self.bound, discrete_groups=False
         )
+
+    def layer_information(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(I(X;T), I(T;Y)) from one walk over the distances of ``t``."""
+        t = as_samples(t, "t")
+        inputs, labels = as_codes(x, "x"), as_labels(y, "y")
+        check_same_length(t, inputs, "t", "x")
+        check_same_length(t, labels, "t", "y")
+        scale = _check_bound(self.bound) * self.noise_var
+        groupings = [inputs.to(t.device), labels.to(t.device)]
+        ixt, ity = _grouped_information(t, groupings, scale, None)
+        return ixt, ity
 
     def params(self) -> dict[str, Any]:
         return {"noise_var": self.noise_var, "bound": self.bound}

@@ -77,3 +77,15 @@ def test_params_rebuild_an_equal_estimator():
         assert rebuilt.params() == params and rebuilt.unit == get_estimator(name).unit
     assert get_estimator("hsic").unit == "nHSIC"
     assert {get_estimator(n).unit for n in available_estimators() if n != "hsic"} == {"nats"}
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_layer_information_equals_the_two_separate_calls(name):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(150, 5, generator=gen)
+    t = torch.tanh(x @ torch.randn(5, 7, generator=gen))
+    y = torch.randint(0, 3, (150,), generator=gen)
+    est = get_estimator(name)
+    ixt, ity = est.layer_information(x, t, y)
+    assert float(ixt) == pytest.approx(float(est.input_information(x, t)), abs=1e-12)
+    assert float(ity) == pytest.approx(float(est.label_information(t, y)), abs=1e-12)
