@@ -13,6 +13,7 @@ median of ``--repeats`` runs is reported, with the time the callback itself repo
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import statistics
 import tempfile
@@ -35,7 +36,7 @@ class DigitsMLP(L.LightningModule):
         super().__init__()
         widths = [64, 256, 256, 256, 256]
         layers: list[nn.Module] = []
-        for a, b in zip(widths, widths[1:], strict=False):
+        for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b), nn.Tanh()]
         self.net = nn.Sequential(*layers, nn.Linear(256, 10))
 
