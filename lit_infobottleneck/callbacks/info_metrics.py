@@ -248,6 +248,10 @@ class InfoMetrics(Callback):
         loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
         sampler = getattr(loader, "sampler", None)
         self._sharded = self._world > 1 and isinstance(sampler, DistributedSampler)
+        if self._world > 1 and not self._sharded:
+            # ranks with their own samplers (e.g. an IterableDataset that splits itself):
+            # ids position * world + rank are unique but not dataset indices; keep the first
+            return None
         # Global indices number the positions of the un-sharded sampler order, so n is the
         # sampler's length: a DistributedSamplerWrapper's `dataset` is the wrapped user
         # sampler, whose length (not the dataset's) marks where the padding starts.
@@ -279,7 +283,7 @@ class InfoMetrics(Callback):
         size = x.shape[0]
         positions = torch.arange(self._position, self._position + size)
         self._position += size
-        indices = positions * self._world + self._rank if self._sharded else positions
+        indices = positions * self._world + self._rank if self._world > 1 else positions
         if self._keep is None:
             mask = indices < self.max_samples
         else:
@@ -454,7 +458,8 @@ class InfoMetrics(Callback):
                     "numbers (Geiger 2021)."
                 )
         pl_module.log("info/seconds", result["seconds"], on_epoch=True, sync_dist=True)
-        self._write_files(trainer)
+        directory = self.log_dir(trainer)  # on every rank: trainer.log_dir is a collective
+        self._write_files(directory)
         self._write_tensorboard(trainer, epoch)
 
     def _dpi_violations(self, records: list[dict[str, Any]]) -> list[str]:
@@ -473,8 +478,7 @@ class InfoMetrics(Callback):
         return Path(trainer.log_dir or trainer.default_root_dir)
 
     @rank_zero_only
-    def _write_files(self, trainer: pl.Trainer) -> None:
-        directory = self.log_dir(trainer)
+    def _write_files(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         records = sorted(self.history, key=lambda r: (r["epoch"], r["estimator"]))
         fields = list(dict.fromkeys(k for r in records for k in r))
