@@ -4,10 +4,17 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from lit_infobottleneck.nets import ClassifierHead, GaussianBottleneck, MLPEncoder, Representation
+from lit_infobottleneck.nets import Representation
 from lit_infobottleneck.objectives.base import ModelOutput
 from lit_infobottleneck.objectives.ceb import CEB
 from lit_infobottleneck.objectives.cross_entropy import CrossEntropy
+from tests.objectives.helpers import (
+    fit_tiny_batch,
+    forward,
+    gaussian_model,
+    random_output,
+    toy_batch,
+)
 
 
 def _bound_ceb(k, c, beta=0.1, seed=1, dtype=torch.float32):
@@ -19,36 +26,9 @@ def _bound_ceb(k, c, beta=0.1, seed=1, dtype=torch.float32):
     return ceb.to(dtype)
 
 
-def _random_output(s=3, b=16, k=6, c=4, dtype=torch.float32, seed=0):
-    """A ModelOutput with random Gaussian parameters, samples and logits (no network)."""
-    gen = torch.Generator().manual_seed(seed)
-    mean = 2 * torch.randn(b, k, generator=gen, dtype=dtype)
-    std = (0.7 * torch.randn(b, k, generator=gen, dtype=dtype)).exp()
-    z = mean + std * torch.randn(s, b, k, generator=gen, dtype=dtype)
-    logits = 3 * torch.randn(s, b, c, generator=gen, dtype=dtype)
-    y = torch.arange(b) % c
-    rep = Representation(z=z, mean=mean, std=std)
-    return ModelOutput(x=torch.zeros(b, 1, dtype=dtype), y=y, rep=rep, logits=logits)
-
-
-def _model(d=8, k=8, classes=4, num_samples=4):
-    encoder = MLPEncoder(d, (64,), activation="tanh")
-    return encoder, GaussianBottleneck(64, k, num_samples=num_samples), ClassifierHead(k, classes)
-
-
-def _output(encoder, bn, head, x, y):
-    rep = bn(encoder(x))
-    return ModelOutput(x=x, y=y, rep=rep, logits=head(rep.z))
-
-
-def _toy_batch(n=32, d=8, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, d, generator=gen), torch.arange(n) % classes
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_residual_matches_log_densities_on_fixed_samples(dtype):
-    out = _random_output(dtype=dtype)
+    out = random_output(dtype=dtype)
     ceb = _bound_ceb(6, 4, dtype=dtype)
     with torch.no_grad():
         terms = ceb(out)
@@ -89,7 +69,7 @@ def test_residual_monte_carlo_approaches_closed_form_kl():
 
 
 def test_loss_is_ce_plus_beta_residual_and_terms():
-    out = _random_output()
+    out = random_output()
     with torch.no_grad():
         terms = _bound_ceb(6, 4, beta=0.37)(out)
     assert set(terms) == {"loss", "ce", "residual_info"}
@@ -100,12 +80,12 @@ def test_loss_is_ce_plus_beta_residual_and_terms():
 
 
 def test_beta_zero_equals_cross_entropy_exactly():
-    out = _random_output()
+    out = random_output()
     assert torch.equal(_bound_ceb(6, 4, beta=0.0)(out)["loss"], CrossEntropy()(out)["loss"])
 
 
 def test_residual_in_float32_under_bf16():
-    out = _random_output()
+    out = random_output()
     rep = out.rep
     rep.z, rep.mean, rep.std = rep.z.bfloat16(), rep.mean.bfloat16(), rep.std.bfloat16()
     ceb = _bound_ceb(6, 4)
@@ -135,12 +115,12 @@ def test_bind_creates_zero_class_means_once():
 
 def test_forward_before_bind_raises():
     with pytest.raises(RuntimeError, match="call `bind"):
-        CEB()(_random_output())
+        CEB()(random_output())
 
 
 def test_latent_dim_mismatch_raises():
     with pytest.raises(ValueError, match="latent_dim"):
-        _bound_ceb(5, 4)(_random_output(k=6))
+        _bound_ceb(5, 4)(random_output(k=6))
 
 
 @pytest.mark.parametrize("beta", [-1e-3, float("nan"), float("inf"), -float("inf"), None])
@@ -150,7 +130,7 @@ def test_bad_beta_raises(beta):
 
 
 def test_deterministic_representation_raises():
-    out = _random_output()
+    out = random_output()
     out.rep.std = None
     with pytest.raises(ValueError, match=r"stochastic bottleneck such as .*GaussianBottleneck"):
         _bound_ceb(6, 4)(out)
@@ -158,11 +138,11 @@ def test_deterministic_representation_raises():
 
 def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
-    encoder, bn, head = _model()
+    encoder, bn, head = gaussian_model()
     objective = CEB(beta=1.0)
     objective.bind(latent_dim=8, input_shape=(8,), num_classes=4)
-    x, y = _toy_batch()
-    objective(_output(encoder, bn, head, x, y))["loss"].backward()
+    x, y = toy_batch()
+    objective(forward(encoder, bn, head, x, y))["loss"].backward()
     params = {
         f"{owner}.{name}": p
         for owner, module in (("encoder", encoder), ("bn", bn), ("head", head), ("obj", objective))
@@ -177,25 +157,16 @@ def test_gradients_reach_every_parameter():
 
 def test_overfits_a_tiny_batch():
     torch.manual_seed(0)
-    encoder, bn, head = _model()
+    encoder, bn, head = gaussian_model()
     objective = CEB(beta=1e-2)
     objective.bind(latent_dim=8, input_shape=(8,), num_classes=4)
-    x, y = _toy_batch()
-    modules = (encoder, bn, head, objective)
-    opt = torch.optim.Adam([p for m in modules for p in m.parameters()], lr=1e-2)
-    losses = []
-    for _ in range(300):
-        opt.zero_grad()
-        loss = objective(_output(encoder, bn, head, x, y))["loss"]
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    for module in modules:
-        module.eval()
+    x, y = toy_batch()
+    first, last, _ = fit_tiny_batch(objective, encoder, bn, head, x, y)
+    loss0, loss_end = float(first["loss"]), float(last["loss"])
     with torch.no_grad():
-        out = _output(encoder, bn, head, x, y)
+        out = forward(encoder, bn, head, x, y)
     assert out.logits.shape[0] == 1  # eval: the mean of e(z|x)
     assert (out.logits[0].argmax(-1) == y).all()
-    assert losses[0] == pytest.approx(math.log(4), abs=0.5)
-    assert losses[-1] < losses[0] / 10
+    assert loss0 == pytest.approx(math.log(4), abs=0.5)
+    assert loss_end < loss0 / 10
     assert float(objective.mu.detach().abs().max()) > 0.1  # the backward encoder learned

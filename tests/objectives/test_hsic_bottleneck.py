@@ -1,3 +1,5 @@
+from functools import partial
+
 import pytest
 import torch
 
@@ -11,22 +13,16 @@ from lit_infobottleneck.nets import (
 )
 from lit_infobottleneck.objectives.base import ModelOutput
 from lit_infobottleneck.objectives.hsic_bottleneck import HSICBottleneck
+from tests.objectives.helpers import fit_tiny_batch, forward, toy_batch
 
-
-def _toy_batch(n=32, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 2, 4, generator=gen), torch.arange(n) % classes
+# Inputs x of shape (32, 2, 4): the encoder and nHSIC(X; Z) see them flattened to 8 features.
+_toy_batch = partial(toy_batch, d=(2, 4))
 
 
 def _model(d=8, k=4, classes=4, stochastic=False):
     encoder = MLPEncoder(d, (32,), activation="tanh")
     bn = GaussianBottleneck(32, k, num_samples=2) if stochastic else DeterministicBottleneck(32, k)
     return encoder, bn, ClassifierHead(k, classes)
-
-
-def _output(encoder, bn, head, x, y):
-    rep = bn(encoder(x))
-    return ModelOutput(x=x, y=y, rep=rep, logits=head(rep.z))
 
 
 @pytest.mark.parametrize("sigma", ["median", 1.5])
@@ -36,7 +32,7 @@ def test_terms_equal_normalized_hsic_and_loss_composition(sigma, stochastic):
     x, y = _toy_batch()
     encoder, bn, head = _model(stochastic=stochastic)
     with torch.no_grad():
-        out = _output(encoder, bn, head, x, y)
+        out = forward(encoder, bn, head, x, y)
         terms = HSICBottleneck(beta=0.3, lambda_y=2.0, sigma=sigma)(out)
     assert set(terms) == {"loss", "ce", "nhsic_xz", "nhsic_yz"}
     z = out.rep.mean  # the mean, not the samples, for a stochastic bottleneck
@@ -69,7 +65,7 @@ def test_gradients_reach_every_parameter():
     x, y = _toy_batch()
     for stochastic in (False, True):
         encoder, bn, head = _model(stochastic=stochastic)
-        HSICBottleneck(beta=1.0)(_output(encoder, bn, head, x, y))["loss"].backward()
+        HSICBottleneck(beta=1.0)(forward(encoder, bn, head, x, y))["loss"].backward()
         for module in (encoder, bn, head):
             for name, p in module.named_parameters():
                 assert p.grad is not None, name
@@ -77,27 +73,18 @@ def test_gradients_reach_every_parameter():
                 assert p.grad.abs().sum() > 0, f"{name} has a zero grad"
     # The regulariser alone also reaches the encoder (through nHSIC, no CE).
     encoder, bn, head = _model()
-    terms = HSICBottleneck()(_output(encoder, bn, head, x, y))
+    terms = HSICBottleneck()(forward(encoder, bn, head, x, y))
     (terms["nhsic_xz"] - terms["nhsic_yz"]).backward()
     assert encoder.layers[0].weight.grad.abs().sum() > 0
 
 
 def test_overfits_a_tiny_batch():
     torch.manual_seed(0)
-    x, y = _toy_batch()
-    y = y[torch.randperm(32)]  # random labels: pure memorisation
+    x, y = _toy_batch(permute_labels=True)  # random labels: pure memorisation
     encoder, bn, head = _model()
     obj = HSICBottleneck(beta=0.1)
-    modules = torch.nn.ModuleList([encoder, bn, head])
-    opt = torch.optim.Adam(modules.parameters(), lr=1e-2)
-    for _ in range(300):
-        opt.zero_grad()
-        terms = obj(_output(encoder, bn, head, x, y))
-        terms["loss"].backward()
-        opt.step()
-    with torch.no_grad():
-        acc = (_output(encoder, bn, head, x, y).logits[0].argmax(-1) == y).float().mean()
-    assert float(acc) == 1.0
+    _, _, acc = fit_tiny_batch(obj, encoder, bn, head, x, y)
+    assert acc == 1.0
 
 
 def test_bad_config():

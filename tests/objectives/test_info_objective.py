@@ -15,15 +15,9 @@ from lit_infobottleneck.objectives.info_objective import (
     InfoObjective,
     gaussian_class_conditional_entropy,
 )
+from tests.objectives.helpers import fit_tiny_batch, forward, toy_batch
 
 LOG_2PIE = math.log(2 * math.pi * math.e)
-
-
-def _toy_batch(n=32, d=8, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=gen)
-    y = torch.arange(n) % classes
-    return x, y
 
 
 def _model(d=8, k=4, classes=4, bottleneck="gaussian", num_samples=3):
@@ -33,11 +27,6 @@ def _model(d=8, k=4, classes=4, bottleneck="gaussian", num_samples=3):
     else:
         bn = DeterministicBottleneck(32, k)
     return encoder, bn, ClassifierHead(k, classes)
-
-
-def _output(encoder, bn, head, x, y):
-    rep = bn(encoder(x))
-    return ModelOutput(x=x, y=y, rep=rep, logits=head(rep.z))
 
 
 def test_h_z_given_y_matches_gaussian_closed_form():
@@ -98,12 +87,12 @@ def test_h_z_given_y_eps_floor_for_collapsed_classes():
 
 def test_objective_uses_all_samples_of_z_and_composes_loss():
     torch.manual_seed(0)
-    x, y = _toy_batch()
+    x, y = toy_batch()
     encoder, bn, head = _model(num_samples=3)
     obj = InfoObjective(lambda1=0.3, lambda2=0.7, decoder_hidden=(16,), eps=1e-3)
     obj.bind(latent_dim=4, input_shape=(8,), num_classes=4)
     with torch.no_grad():
-        out = _output(encoder, bn, head, x, y)
+        out = forward(encoder, bn, head, x, y)
         terms = obj(out)
     assert set(terms) == {"loss", "ce", "recon_nll", "h_z_given_y"}
     s = out.rep.z.shape[0]
@@ -156,12 +145,12 @@ def test_recon_nll_closed_form(likelihood, per_dim):
 
 def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
-    x, y = _toy_batch()
+    x, y = toy_batch()
     for kind in ("gaussian", "deterministic"):
         encoder, bn, head = _model(bottleneck=kind)
         obj = InfoObjective(lambda1=0.1, lambda2=0.1, decoder_hidden=(16,))
         obj.bind(latent_dim=4, input_shape=(8,), num_classes=4)
-        obj(_output(encoder, bn, head, x, y))["loss"].backward()
+        obj(forward(encoder, bn, head, x, y))["loss"].backward()
         for module in (encoder, bn, head, obj):
             for name, p in module.named_parameters():
                 assert p.grad is not None, f"{kind}: {name} has no grad"
@@ -171,22 +160,12 @@ def test_gradients_reach_every_parameter():
 
 def test_overfits_a_tiny_batch():
     torch.manual_seed(0)
-    x, y = _toy_batch()
-    y = y[torch.randperm(32)]  # random labels: pure memorisation
+    x, y = toy_batch(permute_labels=True)  # random labels: pure memorisation
     encoder, bn, head = _model(bottleneck="gaussian", num_samples=1)
     obj = InfoObjective(lambda1=1e-2, lambda2=1e-2, decoder_hidden=(16,))
     obj.bind(latent_dim=4, input_shape=(8,), num_classes=4)
-    modules = torch.nn.ModuleList([encoder, bn, head, obj])
-    opt = torch.optim.Adam(modules.parameters(), lr=1e-2)
-    for _ in range(300):
-        opt.zero_grad()
-        terms = obj(_output(encoder, bn, head, x, y))
-        terms["loss"].backward()
-        opt.step()
-    modules.eval()
-    with torch.no_grad():
-        acc = (_output(encoder, bn, head, x, y).logits[0].argmax(-1) == y).float().mean()
-    assert float(acc) == 1.0
+    _, terms, acc = fit_tiny_batch(obj, encoder, bn, head, x, y)  # terms: the last step's
+    assert acc == 1.0
     assert all(torch.isfinite(v) for v in terms.values())
 
 
@@ -203,5 +182,5 @@ def test_bad_config():
         InfoObjective().bind(latent_dim=4, input_shape=None, num_classes=2)
     assert InfoObjective.weights == ("lambda1", "lambda2")
     with pytest.raises(RuntimeError, match="bind"):
-        x, y = _toy_batch()
-        InfoObjective()(_output(*_model(), x, y))
+        x, y = toy_batch()
+        InfoObjective()(forward(*_model(), x, y))

@@ -14,11 +14,7 @@ from lit_infobottleneck.nets import (
 )
 from lit_infobottleneck.objectives.base import ModelOutput
 from lit_infobottleneck.objectives.nonlinear_ib import NonlinearIB
-
-
-def _toy_batch(n=32, d=8, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, d, generator=gen), torch.arange(n) % classes
+from tests.objectives.helpers import fit_tiny_batch, forward, toy_batch
 
 
 def _model(d=8, k=4, classes=4, init_noise_var=0.5):
@@ -27,17 +23,12 @@ def _model(d=8, k=4, classes=4, init_noise_var=0.5):
     return encoder, bn, ClassifierHead(k, classes)
 
 
-def _output(encoder, bn, head, x, y):
-    rep = bn(encoder(x))
-    return ModelOutput(x=x, y=y, rep=rep, logits=head(rep.z))
-
-
 def test_terms_equal_kde_estimator_and_loss_composition():
     torch.manual_seed(0)
-    x, y = _toy_batch()
+    x, y = toy_batch()
     encoder, bn, head = _model(init_noise_var=0.3)
     with torch.no_grad():
-        out = _output(encoder, bn, head, x, y)
+        out = forward(encoder, bn, head, x, y)
         terms = NonlinearIB(beta=0.2)(out)
         sq_terms = NonlinearIB(beta=0.2, squared=True)(out)
     assert set(terms) == {"loss", "ce", "i_xz_upper", "noise_var"}
@@ -60,7 +51,7 @@ def test_terms_equal_kde_estimator_and_loss_composition():
 
 
 def test_upper_bound_limits():
-    x, y = _toy_batch()
+    x, y = toy_batch()
     mean = 100.0 * torch.randn(32, 4, generator=torch.Generator().manual_seed(3))
     for noise_var, expected in [(1e-3, math.log(32)), (1e12, 0.0)]:
         std = torch.tensor(math.sqrt(noise_var)).expand(32, 4)
@@ -72,9 +63,9 @@ def test_upper_bound_limits():
 
 def test_gradient_reaches_noise_and_every_parameter():
     torch.manual_seed(0)
-    x, y = _toy_batch()
+    x, y = toy_batch()
     encoder, bn, head = _model()
-    terms = NonlinearIB(beta=0.5)(_output(encoder, bn, head, x, y))
+    terms = NonlinearIB(beta=0.5)(forward(encoder, bn, head, x, y))
     terms["loss"].backward()
     for module in (encoder, bn, head):
         for name, p in module.named_parameters():
@@ -84,28 +75,18 @@ def test_gradient_reaches_noise_and_every_parameter():
     # The compression term alone pushes the noise variance up (less information).
     encoder.zero_grad()
     bn.zero_grad()
-    NonlinearIB()(_output(encoder, bn, head, x, y))["i_xz_upper"].backward()
+    NonlinearIB()(forward(encoder, bn, head, x, y))["i_xz_upper"].backward()
     assert float(bn.log_noise_var.grad) < 0
     assert encoder.layers[0].weight.grad.abs().sum() > 0
 
 
 def test_overfits_a_tiny_batch():
     torch.manual_seed(0)
-    x, y = _toy_batch()
-    y = y[torch.randperm(32)]  # random labels: pure memorisation
+    x, y = toy_batch(permute_labels=True)  # random labels: pure memorisation
     encoder, bn, head = _model(init_noise_var=0.1)
     obj = NonlinearIB(beta=1e-2)
-    modules = torch.nn.ModuleList([encoder, bn, head])
-    opt = torch.optim.Adam(modules.parameters(), lr=1e-2)
-    for _ in range(300):
-        opt.zero_grad()
-        terms = obj(_output(encoder, bn, head, x, y))
-        terms["loss"].backward()
-        opt.step()
-    modules.eval()
-    with torch.no_grad():
-        acc = (_output(encoder, bn, head, x, y).logits[0].argmax(-1) == y).float().mean()
-    assert float(acc) == 1.0
+    _, _, acc = fit_tiny_batch(obj, encoder, bn, head, x, y)
+    assert acc == 1.0
 
 
 def test_bad_config_and_wrong_bottleneck():
@@ -114,11 +95,11 @@ def test_bad_config_and_wrong_bottleneck():
     with pytest.raises(ValueError, match="beta"):
         NonlinearIB(beta=float("inf"))
     assert NonlinearIB.requires_stochastic and NonlinearIB.weights == ("beta",)
-    x, y = _toy_batch()
+    x, y = toy_batch()
     encoder = MLPEncoder(8, (32,))
     for bn, match in [
         (GaussianBottleneck(32, 4), "per-unit std.*NoisyBottleneck|NoisyBottleneck.*per-unit"),
         (DeterministicBottleneck(32, 4), "NoisyBottleneck"),
     ]:
         with pytest.raises(ValueError, match=match):
-            NonlinearIB()(_output(encoder, bn, ClassifierHead(4, 4), x, y))
+            NonlinearIB()(forward(encoder, bn, ClassifierHead(4, 4), x, y))

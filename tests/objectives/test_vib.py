@@ -1,40 +1,22 @@
 import math
+from functools import partial
 
 import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from lit_infobottleneck.nets import ClassifierHead, GaussianBottleneck, MLPEncoder, Representation
-from lit_infobottleneck.objectives.base import ModelOutput
 from lit_infobottleneck.objectives.cross_entropy import CrossEntropy
 from lit_infobottleneck.objectives.vib import VIB
+from tests.objectives.helpers import (
+    fit_tiny_batch,
+    forward,
+    gaussian_model,
+    random_output,
+    toy_batch,
+)
 
-
-def _random_output(s=3, b=16, k=8, c=5, dtype=torch.float32, seed=0):
-    """A ModelOutput with random Gaussian parameters, samples and logits (no network)."""
-    gen = torch.Generator().manual_seed(seed)
-    mean = 2 * torch.randn(b, k, generator=gen, dtype=dtype)
-    std = (0.7 * torch.randn(b, k, generator=gen, dtype=dtype)).exp()
-    z = mean + std * torch.randn(s, b, k, generator=gen, dtype=dtype)
-    logits = 3 * torch.randn(s, b, c, generator=gen, dtype=dtype)
-    y = torch.randint(0, c, (b,), generator=gen)
-    rep = Representation(z=z, mean=mean, std=std)
-    return ModelOutput(x=torch.zeros(b, 1, dtype=dtype), y=y, rep=rep, logits=logits)
-
-
-def _model(d=8, k=8, classes=4, num_samples=4):
-    encoder = MLPEncoder(d, (64,), activation="tanh")
-    return encoder, GaussianBottleneck(64, k, num_samples=num_samples), ClassifierHead(k, classes)
-
-
-def _output(encoder, bn, head, x, y):
-    rep = bn(encoder(x))
-    return ModelOutput(x=x, y=y, rep=rep, logits=head(rep.z))
-
-
-def _toy_batch(n=32, d=8, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, d, generator=gen), torch.arange(n) % classes
+# Random Gaussian parameters, samples and logits (no network), K = 8, 5 classes, random labels.
+_random_output = partial(random_output, k=8, c=5, random_labels=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -113,10 +95,10 @@ def test_deterministic_representation_raises():
 
 def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
-    encoder, bn, head = _model()
+    encoder, bn, head = gaussian_model()
     objective = VIB(beta=1.0)
-    x, y = _toy_batch()
-    objective(_output(encoder, bn, head, x, y))["loss"].backward()
+    x, y = toy_batch()
+    objective(forward(encoder, bn, head, x, y))["loss"].backward()
     params = {
         f"{owner}.{name}": p
         for owner, module in (("encoder", encoder), ("bn", bn), ("head", head), ("obj", objective))
@@ -131,25 +113,16 @@ def test_gradients_reach_every_parameter():
 
 def test_overfits_a_tiny_batch():
     torch.manual_seed(0)
-    encoder, bn, head = _model()
+    encoder, bn, head = gaussian_model()
     objective = VIB(beta=1e-3)
-    x, y = _toy_batch()
-    params = [*encoder.parameters(), *bn.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=1e-2)
-    losses = []
-    for _ in range(300):
-        opt.zero_grad()
-        loss = objective(_output(encoder, bn, head, x, y))["loss"]
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    for module in (encoder, bn, head):
-        module.eval()
+    x, y = toy_batch()
+    first, last, _ = fit_tiny_batch(objective, encoder, bn, head, x, y)
+    loss0, loss_end = float(first["loss"]), float(last["loss"])
     with torch.no_grad():
-        out = _output(encoder, bn, head, x, y)
+        out = forward(encoder, bn, head, x, y)
         terms = objective(out)
     assert out.logits.shape[0] == 1  # eval: the mean of q(z|x)
     assert (out.logits[0].argmax(-1) == y).all()
-    assert losses[0] == pytest.approx(math.log(4), abs=0.2)
-    assert losses[-1] < losses[0] / 10
+    assert loss0 == pytest.approx(math.log(4), abs=0.2)
+    assert loss_end < loss0 / 10
     assert 0 < float(terms["kl"]) < 1e3
