@@ -183,6 +183,11 @@ class MutualInformation(Metric):
         self.y.append(y)
         self._keep_first_rows()
 
+    def forward(self, x: Tensor, y: Tensor) -> None:
+        """Only accumulate: an estimate per batch would be costly and, for small batches,
+        impossible (k-NN needs k + 1 samples). Call :meth:`compute` at epoch end."""
+        self.update(x, y)
+
     def compute(self) -> Tensor:
         """I(X;Y) of the stored rows (at most ``max_samples``): 0-d float64, nats or bits."""
         # Empty: a list with no update, or a (0,) tensor after syncing ranks that all saw nothing.

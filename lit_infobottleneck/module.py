@@ -174,7 +174,10 @@ class InfoBottleneckClassifier(LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Class probabilities ``(B, C)`` averaged over the bottleneck's test-time samples."""
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if isinstance(batch, dict):
+            x = batch["x"]
+        else:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x)
 
     def configure_optimizers(self) -> Any:

@@ -91,9 +91,7 @@ def test_max_samples_holds_for_forward_and_merge_state():
     x, t, _ = _data()
     m = MutualInformation("gaussian", max_samples=250)
     for i in range(0, 500, 100):
-        batch_value = m(x[i : i + 100], t[i : i + 100])
-        expected = gaussian_mutual_information(x[i : i + 100], t[i : i + 100])
-        assert batch_value.item() == expected.item()
+        assert m(x[i : i + 100], t[i : i + 100]) is None  # forward only accumulates
         assert sum(b.shape[0] for b in m.x) == min(i + 100, 250)
     assert m.compute().item() == gaussian_mutual_information(x[:250], t[:250]).item()
 

@@ -49,8 +49,12 @@ def resolve_layers(
         specs = [specs]
     chosen: dict[str, None] = {}
     for spec in specs:
-        if spec == "auto":
-            found = {n for n, m in named.items() if isinstance(m, AUTO_TYPES)}
+        if spec == "auto":  # an objective's own modules (e.g. a decoder) are not layers
+            found = {
+                n
+                for n, m in named.items()
+                if isinstance(m, AUTO_TYPES) and not n.startswith("objective.")
+            }
         elif isinstance(spec, type):
             found = {n for n, m in named.items() if isinstance(m, spec)}
         elif isinstance(spec, str) and any(ch in spec for ch in "*?["):
@@ -116,6 +120,7 @@ class ActivationCapture:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._mask: torch.Tensor | None = None
         self._batch_size = 0
+        self._called: set[str] = set()
 
     @property
     def attached(self) -> bool:
@@ -137,11 +142,19 @@ class ActivationCapture:
     def select(self, mask: torch.Tensor | None, batch_size: int) -> None:
         """Rows of the next forward pass to keep (``None``: keep none)."""
         self._mask, self._batch_size = mask, batch_size
+        self._called = set()
 
     def _hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             if self._mask is None or name in self.errors:
                 return
+            if name in self._called:
+                self.errors[name] = (
+                    f"layer {name!r} ran more than once in one forward pass (a shared "
+                    "module); hook a module that is used once"
+                )
+                return
+            self._called.add(name)
             tensor = self.output_selector(output)
             if tensor is None:
                 self.errors[name] = (

@@ -15,6 +15,10 @@ estimates I(X;T_l) and I(T_l;Y) with one or more estimators, and logs
   layer) and the information-plane figure ``info_plane/<estimator>`` at every measured epoch;
 - the whole history as ``info_metrics.csv`` and ``info_metrics.json`` in the log dir.
 
+On epochs that are not measured, ``trainer.callback_metrics`` keeps the last measured
+values: let ModelCheckpoint/EarlyStopping monitor ``info/...`` only at a matching frequency.
+A ``trainer.validate()`` run is measured too and recorded at the trainer's current epoch.
+
 The history is part of the callback's ``state_dict`` (plain Python), so a run resumed from a
 checkpoint continues its curves without gaps or duplicates. Under DDP, captures of all ranks
 are gathered, the DistributedSampler's padding is dropped, the estimates are computed once
@@ -187,14 +191,29 @@ class InfoMetrics(Callback):
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(layers=str(self.layer_specs))
+        return self._generate_state_key(
+            layers=str(self.layer_specs),
+            estimators=str({k: v.params() for k, v in self.estimators.items()}),
+            unit=self.unit,
+        )
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._layout_written = False
-        layers = resolve_layers(pl_module, self.layer_specs)
-        self._capture = ActivationCapture(
-            layers, device=self.device, output_selector=self.output_selector
-        )
+        self._capture = None
+
+    def _resolve(self, pl_module: pl.LightningModule) -> None:
+        """Find the layers once the model is built (after ``configure_model``)."""
+        if self._capture is None:
+            layers = resolve_layers(pl_module, self.layer_specs)
+            self._capture = ActivationCapture(
+                layers, device=self.device, output_selector=self.output_selector
+            )
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._resolve(pl_module)  # fail before the first epoch on an unknown layer name
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._resolve(pl_module)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._stop_capture()
@@ -213,6 +232,12 @@ class InfoMetrics(Callback):
         return {"history": [dict(r) for r in self.history], "meta": dict(self.meta)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        unit = state_dict.get("meta", {}).get("unit", self.unit)
+        if unit != self.unit:
+            raise MisconfigurationException(
+                f"InfoMetrics: the checkpoint's history is in {unit} but `unit` is {self.unit!r};"
+                f" resume with unit={unit!r}."
+            )
         self.history = [dict(r) for r in state_dict.get("history", [])]
         self.meta = dict(state_dict.get("meta", {}))
 
@@ -331,9 +356,18 @@ class InfoMetrics(Callback):
         data = self._gather(trainer, local)
         count = data["x"].shape[0]
         names = [n for n in layers if data[f"layer:{n}"].shape[0] == count and count > 0]
+        for name in layers:
+            if name not in names and name not in self._capture.errors and count > 0:
+                rank_zero_warn(
+                    f"InfoMetrics skips layer {name!r}: it gave "
+                    f"{data[f'layer:{name}'].shape[0]} rows for {count} samples."
+                )
         result = None
         if trainer.is_global_zero:
-            result = self._estimate(data, names, trainer.current_epoch, trainer.global_step)
+            try:
+                result = self._estimate(data, names, trainer.current_epoch, trainer.global_step)
+            except ValueError as err:  # bad labels, too few samples: skip, never strand ranks
+                result = {"records": [], "warnings": [f"estimate skipped: {err}"]}
         result = trainer.strategy.broadcast(result, src=0)
         self._record(trainer, pl_module, result)
 
@@ -459,8 +493,11 @@ class InfoMetrics(Callback):
                 )
         pl_module.log("info/seconds", result["seconds"], on_epoch=True, sync_dist=True)
         directory = self.log_dir(trainer)  # on every rank: trainer.log_dir is a collective
-        self._write_files(directory)
-        self._write_tensorboard(trainer, epoch)
+        try:
+            self._write_files(directory)
+            self._write_tensorboard(trainer, epoch)
+        except OSError as err:  # a full disk must not end the run (the history is in state)
+            rank_zero_warn(f"InfoMetrics could not write its outputs: {err}.")
 
     def _dpi_violations(self, records: list[dict[str, Any]]) -> list[str]:
         flagged = []

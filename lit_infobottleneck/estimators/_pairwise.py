@@ -5,11 +5,10 @@ Every estimator that needs distances between samples (KDE, k-NN, Renyi, HSIC) wa
 Extra memory is ``O(n * chunk_size)`` float64 values; an ``(n, n, d)`` tensor is never built.
 The same code runs on CPU and GPU (blocks live on the input's device).
 
-Metrics: ``"max"`` (Chebyshev, L-infinity), ``"euclidean"`` (L2) and ``"sqeuclidean"``
-(squared L2, computed with a matrix product: the fast path for kernels and high dimensions).
-The matrix-product form has an absolute round-off of about ``1e-16 * |x|^2`` in squared
-distances; a point's distance to itself is set to exactly 0. Where near-duplicates must be
-ordered exactly, use ``"max"`` (exact differences).
+Metrics: ``"max"`` (Chebyshev, L-infinity) and ``"euclidean"`` (L2), both from exact
+coordinate differences (what k-NN needs: ties and near-duplicates are ordered correctly),
+and ``"sqeuclidean"`` (squared L2 from a matrix product: the fast path for kernels, with an
+absolute round-off of about ``1e-16 * |x|^2``; a point's distance to itself is exactly 0).
 """
 
 from __future__ import annotations
@@ -56,6 +55,8 @@ def distance_block(
     with torch.autocast(device_type=a.device.type, enabled=False):
         if metric == "max":
             return torch.cdist(a, b, p=float("inf"))
+        if metric == "euclidean":  # exact differences: k-NN ties and near-duplicates
+            return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
         if b_sq_norms is None:
             b_sq_norms = _squared_norms(b)
         sq = (_squared_norms(a)[:, None] + b_sq_norms[None, :] - 2.0 * (a @ b.T)).clamp(min=0.0)

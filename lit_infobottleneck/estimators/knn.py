@@ -90,21 +90,14 @@ def _digamma_of(value: float) -> float:
     return float(torch.special.digamma(torch.tensor(float(value), dtype=torch.float64)))
 
 
-def _block_metric(metric: str) -> str:
-    """Compare squared L2 distances (same order, no square roots) for Euclidean work."""
-    return "sqeuclidean" if metric == "euclidean" else metric
-
-
 def kth_neighbor_distances(
     x: torch.Tensor, k: int, metric: str, chunk_size: int | None = None
 ) -> torch.Tensor:
     """Distance from each row of ``x`` ``(n, d)`` to its k-th nearest other row: ``(n,)``."""
     out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
-    for rows, block in distance_blocks(
-        x, metric=_block_metric(metric), chunk_size=chunk_size, exclude_self=True
-    ):
+    for rows, block in distance_blocks(x, metric=metric, chunk_size=chunk_size, exclude_self=True):
         out[rows] = block.topk(k, dim=1, largest=False).values[:, -1]
-    return out.sqrt() if metric == "euclidean" else out
+    return out
 
 
 def kl_entropy(
@@ -142,9 +135,8 @@ def _ksg_counts_brute(
     n = x.shape[0]
     n_x = torch.empty(n, dtype=torch.int64, device=x.device)
     n_y = torch.empty_like(n_x)
-    block_metric = _block_metric(metric)
-    blocks_x = distance_blocks(x, metric=block_metric, chunk_size=chunk_size, exclude_self=True)
-    blocks_y = distance_blocks(y, metric=block_metric, chunk_size=chunk_size, exclude_self=True)
+    blocks_x = distance_blocks(x, metric=metric, chunk_size=chunk_size, exclude_self=True)
+    blocks_y = distance_blocks(y, metric=metric, chunk_size=chunk_size, exclude_self=True)
     for (rows, dx), (_, dy) in zip(blocks_x, blocks_y, strict=True):
         eps = torch.maximum(dx, dy).topk(k, dim=1, largest=False).values[:, -1:]
         n_x[rows] = (dx < eps).sum(dim=1)
@@ -183,9 +175,7 @@ def _ross_terms(
     k_per_point = torch.clamp(n_per_point - 1, max=k)
     k_max = int(k_per_point.max())
     m = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
-    for rows, block in distance_blocks(
-        x, metric=_block_metric(metric), chunk_size=chunk_size, exclude_self=True
-    ):
+    for rows, block in distance_blocks(x, metric=metric, chunk_size=chunk_size, exclude_self=True):
         other_class = labels[rows, None] != labels[None, :]
         nearest = block.masked_fill(other_class, float("inf")).topk(k_max, dim=1, largest=False)
         radius = nearest.values.gather(1, (k_per_point[rows] - 1)[:, None])

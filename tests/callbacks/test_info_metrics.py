@@ -225,3 +225,49 @@ def test_works_on_the_library_classifier_representation(tmp_path):
         "representation",
         "prediction",
     }
+
+
+def test_a_shared_module_called_twice_is_skipped_with_a_warning(tmp_path):
+    class Shared(UserModel):
+        def __init__(self):
+            super().__init__()
+            self.act = nn.Tanh()  # one module used after two layers
+
+        def forward(self, x):
+            return self.out(self.act(self.net[2](self.act(self.net[0](x)))))
+
+    callback = InfoMetrics(layers=["act", "net.1"], estimators=["binning"])
+    with pytest.warns(UserWarning, match="'act' ran more than once"):
+        _trainer(tmp_path, callbacks=[callback], max_epochs=1).validate(Shared(), _loaders()[1])
+    assert {r["layer"] for r in callback.history} == set()  # net.1 never ran in forward
+
+
+def test_layers_built_in_configure_model_are_found(tmp_path):
+    class Late(UserModel):
+        def __init__(self):
+            super().__init__()
+            del self.net
+
+        def configure_model(self):
+            if not hasattr(self, "net"):
+                self.net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh())
+
+    callback = InfoMetrics(layers=["net.1"], estimators=["binning"])
+    _trainer(tmp_path, callbacks=[callback], max_epochs=1).fit(Late(), *_loaders())
+    assert [r["layer"] for r in callback.history] == ["net.1"]
+
+
+def test_two_callbacks_with_different_estimators_coexist_and_estimate_errors_warn(tmp_path):
+    every = InfoMetrics(layers=["net.1"], estimators=["binning"])
+    sparse = InfoMetrics(layers=["net.1"], estimators=["kde"], every_n_epochs=2)
+    trainer = _trainer(tmp_path, callbacks=[every, sparse], max_epochs=2)
+    trainer.fit(UserModel(), *_loaders())
+    assert [r["epoch"] for r in every.history] == [0, 1]
+    assert [r["epoch"] for r in sparse.history] == [0]
+    x, y = _data(50)
+    soft = InfoMetrics(layers=["net.1"], batch_to_xy=lambda b: (b[0], b[1].float()))
+    with pytest.warns(UserWarning, match="estimate skipped.*labels must be integers"):
+        _trainer(tmp_path, callbacks=[soft]).validate(
+            UserModel(), DataLoader(TensorDataset(x, y), batch_size=25)
+        )
+    assert soft.history == []
