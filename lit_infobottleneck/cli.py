@@ -70,8 +70,28 @@ def main(args: Sequence[str] | None = None) -> None:
     except USER_ERRORS as err:
         if os.environ.get("LIT_IB_DEBUG"):
             raise
-        sys.stderr.write(f"lit-ib: error: {type(err).__name__}: {err}\n")
+        cause = _original_error(err)
+        message = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
+        sys.stderr.write(f"lit-ib: error: {type(cause).__name__}: {message}\n")
         raise SystemExit(2) from None
+
+
+def _original_error(err: BaseException) -> BaseException:
+    """The user error behind jsonargparse's wrapper: an exception raised by a constructor
+    (a callback's, the model's) reaches us as a multi-line ``ValueError`` ("Does not validate
+    against any of the Union subtypes ...") raised by jsonargparse from the original one."""
+    while isinstance(err.__cause__, USER_ERRORS) and _raised_by_jsonargparse(err):
+        err = err.__cause__
+    return err
+
+
+def _raised_by_jsonargparse(err: BaseException) -> bool:
+    frame = err.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and frame.tb_frame.f_globals.get("__name__", "").startswith(
+        "jsonargparse"
+    )
 
 
 __all__ = ["InfoBottleneckCLI", "main", "run_cli"]

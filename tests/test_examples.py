@@ -1,0 +1,75 @@
+"""The example scripts run end to end with their quick settings (about 40 s for all three)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+pytestmark = pytest.mark.slow
+
+
+def run_example(name: str, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``examples/<name>`` in a fresh interpreter; fail with its output on a non-zero exit."""
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, (
+        f"{name} exited with {result.returncode}\n--- stdout\n{result.stdout[-3000:]}"
+        f"\n--- stderr\n{result.stderr[-3000:]}"
+    )
+    return result
+
+
+def read_history(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_add_to_your_project(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    run_example("add_to_your_project.py", "--max_epochs", "2", "--out", out, cwd=tmp_path)
+    histories = list(out.rglob("info_metrics.csv"))
+    assert len(histories) == 1
+    rows = read_history(histories[0])
+    assert {r["layer"] for r in rows} == {"net.1", "net.3"}
+    assert {r["estimator"] for r in rows} == {"binning", "kde"}
+    assert {int(r["epoch"]) for r in rows} == {0, 1}
+    assert (histories[0].parent / "info_metrics.json").is_file()
+    assert list(out.rglob("events.out.tfevents.*"))
+
+
+def test_reproduce_saxe2018_quick(tmp_path: Path) -> None:
+    out, log_dir = tmp_path / "figures", tmp_path / "runs"
+    run_example(
+        "reproduce_saxe2018.py", "--quick", "--out", out, "--log_dir", log_dir, cwd=tmp_path
+    )
+    figure = out / "saxe2018_tanh_vs_relu.png"
+    assert figure.is_file() and figure.stat().st_size > 10_000
+    for activation in ("tanh", "relu"):
+        histories = list((log_dir / activation).rglob("info_metrics.csv"))
+        assert len(histories) == 1, activation
+        rows = read_history(histories[0])
+        assert len({r["layer"] for r in rows}) == 6
+        assert {r["estimator"] for r in rows} == {"binning", "kde"}
+        assert len({r["epoch"] for r in rows}) > 1
+
+
+def test_beta_sweep_quick(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    result = run_example("beta_sweep.py", "--quick", "--out", out, cwd=tmp_path)
+    assert (out / "beta_sweep.png").is_file()
+    table = [line for line in result.stdout.splitlines() if line.startswith("| 0.")]
+    assert len(table) == 3  # one row per beta of the quick sweep
