@@ -4,7 +4,7 @@ Shwartz-Ziv & Tishby (2017) trained a 12-10-7-5-4-3-2 tanh network on their 12-b
 saw, with a binning estimate of mutual information, each layer's I(X;T) first rise and then
 fall late in training: a "compression phase". Saxe et al. (2018, "On the information
 bottleneck theory of deep learning") repeated the experiment with ReLU units and saw no such
-fall: the compression comes from tanh saturating into a few bins, not from learning itself.
+fall, and traced the compression to tanh saturating into a few bins, not to learning itself.
 
 This script trains that network on :class:`~lit_infobottleneck.data.TishbyDataModule` once
 with tanh and once with ReLU, measures all six layers on all 4,096 patterns
@@ -26,13 +26,13 @@ the library allows: Adam, learning rate 4e-4, batch size 256, a random 80 % of t
 for training, hidden weights from a normal distribution truncated at two standard
 deviations with std 1/sqrt(width of the layer), zero biases, Glorot-uniform softmax layer,
 cross-entropy loss. Differences: 3,000 epochs per network by default instead of 10,000 (to
-finish in under ten minutes on two CPU cores: the two networks train in parallel processes,
+finish in about ten minutes on two CPU cores: the two networks train in parallel processes,
 and the KDE estimate of six layers on 4,096 patterns takes about 10 s per measured epoch;
 ``--max_epochs 10000`` for the original length), and the information is measured at
 ``--log_points`` log-spaced epochs instead of their own schedule. ``--quick`` (30 epochs,
 8 measurements of a seeded subset of 1,024 patterns) is a smoke test, not a result.
 
-    python examples/reproduce_saxe2018.py             # ~8 min on 2 idle CPU cores
+    python examples/reproduce_saxe2018.py             # ~7 min of CPU per network, 2 processes
     python examples/reproduce_saxe2018.py --quick     # ~20 s smoke test
 """
 
@@ -265,8 +265,8 @@ def plot(results: dict[str, dict[str, Any]], path: Path, max_epochs: int) -> Non
     fig.colorbar(scalar, ax=axes, label="epoch (log scale)", shrink=0.8)
     fig.suptitle(
         "12-10-7-5-4-3-2 network on the 12-bit task of Shwartz-Ziv & Tishby (2017), "
-        f"{max_epochs} epochs, Adam 4e-4, batch 256\n(Saxe et al. 2018: tanh compresses "
-        "under binning, ReLU does not)",
+        f"{max_epochs} epochs, Adam 4e-4, batch 256\n(Saxe et al. 2018 report compression "
+        "for tanh under binning and none for ReLU)",
         fontsize=10,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

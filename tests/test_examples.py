@@ -1,4 +1,4 @@
-"""The example scripts run end to end with their quick settings (about 40 s for all three)."""
+"""The example scripts run end to end with their quick settings (30-50 s for all three)."""
 
 from __future__ import annotations
 
