@@ -43,7 +43,7 @@ MNIST_OFFLINE = [
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models on a small machine: one intra-op thread is faster and avoids contention."""
+    """Tiny models on a small, possibly shared machine: one intra-op thread, no contention."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
