@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -42,6 +45,51 @@ class InfoBottleneckCLI(LightningCLI):
             parser.link_arguments(
                 f"data.{field}", f"model.init_args.{field}", apply_on="instantiate"
             )
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
+            continue_last_version(self.config.fit.trainer)
+
+
+#: Loggers whose ``version`` names a directory ``save_dir/name/version_N``.
+VERSIONED_LOGGERS = ("TensorBoardLogger", "CSVLogger")
+
+
+def continue_last_version(trainer_config: Any) -> int | None:
+    """Point the first logger at the run being resumed by ``fit --ckpt_path last``.
+
+    Without this, a new process gives the logger a fresh ``version_N+1`` directory and
+    ModelCheckpoint (whose default ``dirpath`` is inside it) finds no ``last.ckpt``: the run
+    silently starts from scratch. When the first logger is a TensorBoard/CSV logger without
+    an explicit ``version``, it is set to the newest ``version_N`` below ``save_dir/name``
+    that holds a ``checkpoints/last*.ckpt`` (else the newest ``version_N``), so the
+    checkpoint is found and TensorBoard events, ``config.yaml`` and the InfoMetrics history
+    continue in the same directory. Returns the version chosen, or None (nothing to resume).
+    """
+    logger = trainer_config.get("logger")
+    if isinstance(logger, list):
+        logger = logger[0] if logger else None
+    class_path = getattr(logger, "class_path", None) if logger is not None else None
+    if not class_path or class_path.rsplit(".", 1)[-1] not in VERSIONED_LOGGERS:
+        return None
+    init_args = logger.init_args
+    if init_args.get("version") is not None:
+        return None
+    root = Path(init_args.get("save_dir") or ".") / str(init_args.get("name") or "")
+    versions = {}
+    for path in root.glob("version_*"):
+        match = re.fullmatch(r"version_(\d+)", path.name)
+        if match and path.is_dir():
+            versions[int(match.group(1))] = path
+    if not versions:
+        return None
+    with_checkpoint = [
+        v for v, path in versions.items() if any(path.glob("checkpoints/last*.ckpt"))
+    ]
+    chosen = max(with_checkpoint or versions)
+    init_args.version = chosen
+    log.info("fit --ckpt_path last: continuing %s", versions[chosen])
+    return chosen
 
 
 def run_cli(args: Sequence[str] | None = None) -> InfoBottleneckCLI:

@@ -400,3 +400,33 @@ def test_data_error_keeps_its_own_message(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"lit-ib: error: ValueError: `mat_path` {str(not_mat)!r} is not a")
+
+
+def _logger_config(save_dir: Path, version=None):
+    from jsonargparse import Namespace
+
+    init_args = Namespace(save_dir=str(save_dir), name="run", version=version)
+    logger = Namespace(
+        class_path="lightning.pytorch.loggers.TensorBoardLogger", init_args=init_args
+    )
+    return Namespace(logger=logger)
+
+
+def test_ckpt_path_last_continues_the_newest_version_with_a_checkpoint(tmp_path):
+    from lit_infobottleneck.cli import continue_last_version
+
+    assert continue_last_version(_logger_config(tmp_path)) is None  # nothing to resume yet
+    for version, has_ckpt in ((0, True), (2, True), (3, False)):
+        directory = tmp_path / "run" / f"version_{version}" / "checkpoints"
+        directory.mkdir(parents=True)
+        if has_ckpt:
+            (directory / "last.ckpt").write_bytes(b"")
+    config = _logger_config(tmp_path)
+    assert continue_last_version(config) == 2  # version_3 has no checkpoint to resume
+    assert config.logger.init_args.version == 2
+    explicit = _logger_config(tmp_path, version=0)
+    assert continue_last_version(explicit) is None  # an explicit version is the user's choice
+    assert explicit.logger.init_args.version == 0
+    (tmp_path / "run" / "version_2" / "checkpoints" / "last.ckpt").unlink()
+    (tmp_path / "run" / "version_0" / "checkpoints" / "last.ckpt").unlink()
+    assert continue_last_version(_logger_config(tmp_path)) == 3  # no checkpoint anywhere

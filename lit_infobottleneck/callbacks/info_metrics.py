@@ -31,14 +31,16 @@ information plane analyses of neural network classifiers -- a review".
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
 import math
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import lightning.pytorch as pl
 import numpy as np
@@ -212,6 +214,12 @@ class InfoMetrics(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._resolve(pl_module)  # fail before the first epoch on an unknown layer name
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A resumed run: rewrite the CSV/JSON from the restored history at once, so the
+        files never show an epoch measured after the checkpoint by the run that died."""
+        if self.history:
+            self._write_outputs(self.log_dir(trainer))
+
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._resolve(pl_module)
 
@@ -224,8 +232,11 @@ class InfoMetrics(Callback):
         self._stop_capture()
 
     def _stop_capture(self) -> None:
+        """Remove the hooks and drop what an interrupted epoch captured."""
         if self._capture is not None:
             self._capture.detach()
+            self._capture.take()
+        self._inputs, self._labels, self._indices = [], [], []
         self._active = False
 
     def state_dict(self) -> dict[str, Any]:
@@ -493,9 +504,16 @@ class InfoMetrics(Callback):
                 )
         pl_module.log("info/seconds", result["seconds"], on_epoch=True, sync_dist=True)
         directory = self.log_dir(trainer)  # on every rank: trainer.log_dir is a collective
+        self._write_outputs(directory, trainer, epoch)
+
+    def _write_outputs(
+        self, directory: Path, trainer: pl.Trainer | None = None, epoch: int | None = None
+    ) -> None:
+        """CSV/JSON history, and TensorBoard (layout, figures) when ``trainer`` is given."""
         try:
             self._write_files(directory)
-            self._write_tensorboard(trainer, epoch)
+            if trainer is not None and epoch is not None:
+                self._write_tensorboard(trainer, epoch)
         except OSError as err:  # a full disk must not end the run (the history is in state)
             rank_zero_warn(f"InfoMetrics could not write its outputs: {err}.")
 
@@ -519,11 +537,13 @@ class InfoMetrics(Callback):
         directory.mkdir(parents=True, exist_ok=True)
         records = sorted(self.history, key=lambda r: (r["epoch"], r["estimator"]))
         fields = list(dict.fromkeys(k for r in records for k in r))
-        with open(directory / "info_metrics.csv", "w", newline="") as f:
+        # Each file is written whole to a temporary name and renamed over the old one: a job
+        # killed while writing leaves the previous complete file, never a truncated one.
+        with _replace_atomically(directory / "info_metrics.csv") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(records)
-        with open(directory / "info_metrics.json", "w") as f:
+        with _replace_atomically(directory / "info_metrics.json") as f:
             json.dump({**self.meta, "records": records}, f, indent=1)
 
     @rank_zero_only
@@ -555,6 +575,17 @@ class InfoMetrics(Callback):
                 )
                 writer.add_figure(f"info_plane/{label}", figure, global_step=epoch, close=True)
         writer.flush()
+
+
+@contextlib.contextmanager
+def _replace_atomically(path: Path) -> Iterator[TextIO]:
+    """Open ``path.tmp`` for writing; on success, rename it to ``path`` (atomic on POSIX)."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", newline="") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
 
 
 def _cat(

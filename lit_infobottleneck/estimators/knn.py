@@ -18,9 +18,9 @@
 
 Free parameter: ``k`` (default 3). Preprocessing: each column of ``x`` and ``y`` is divided
 by its standard deviation (``standardize=True``; makes the estimate invariant to per-column
-scale, as scikit-learn), then a seeded jitter of ``jitter`` (default 1e-10) times the column's
-scale is added to break ties: dead ReLUs and duplicated samples produce many. Constant
-columns keep their values (and carry no information); duplicated samples then sit at
+scale, as scikit-learn; columns are centred in any case), then a seeded jitter of ``jitter``
+(default 1e-10) times the column's scale is added to break ties: dead ReLUs and duplicated
+samples produce many. Constant columns carry no information; duplicated samples then sit at
 distance ~1e-10, so the estimates stay finite. The raw estimates are returned, not clipped:
 KSG can be slightly negative for independent variables.
 
@@ -56,20 +56,22 @@ _FEW_SAMPLES_HINT = "pass more samples or lower `k`"
 def prepare_samples(
     x: torch.Tensor, *, standardize: bool, jitter: float, seed: int
 ) -> torch.Tensor:
-    """Standardise columns (optional) and add seeded tie-breaking jitter; returns a copy.
+    """Centre and standardise (optional) columns, add seeded tie-breaking jitter; a copy.
 
-    The jitter of a column is ``jitter * scale * N(0, 1)`` with ``scale`` its standard
-    deviation, or ``max(|value|, 1)`` for a constant column.
+    Columns are centred first (k-NN distances do not change under translation): a column
+    with a large offset, e.g. ``1e6 + 1e-6 z``, would otherwise swallow the jitter in float
+    round-off and leave duplicated rows tied. The jitter of a column is
+    ``jitter * scale * N(0, 1)`` with ``scale`` its standard deviation, or 1 for a constant
+    column.
     """
     std = x.std(dim=0) if x.shape[0] > 1 else torch.zeros_like(x[0])
     nonconstant = std > 0
+    x = x - x.mean(dim=0)
     if standardize:
         x = x / torch.where(nonconstant, std, torch.ones_like(std))
         std = torch.where(nonconstant, torch.ones_like(std), std)
-    else:
-        x = x.clone()
     if jitter > 0:
-        scale = torch.where(nonconstant, std, x[0].abs().clamp(min=1.0))
+        scale = torch.where(nonconstant, std, torch.ones_like(std))
         gen = torch.Generator(device=x.device).manual_seed(seed)
         noise = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
         x = x + jitter * scale * noise
