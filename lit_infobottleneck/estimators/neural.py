@@ -48,9 +48,11 @@ default 5) and ``seed``. Everything random draws from a local ``torch.Generator`
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -395,6 +397,27 @@ def _fit(
     return best_value, NeuralTrace(steps, train_values, held_out_values, best_step)
 
 
+def _outside_inference_mode(value: Any) -> Any:
+    """A normal copy of an inference-mode tensor (those cannot enter autograd)."""
+    if isinstance(value, torch.Tensor) and value.is_inference():
+        return value.clone()
+    return value
+
+
+def _with_autograd(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``function(x, y, ...)`` with autograd on: training a critic needs gradients, also
+    when called from a validation loop, which Lightning runs in inference mode (there the
+    captured ``x``, ``y`` are inference tensors, copied here)."""
+
+    @functools.wraps(function)
+    def wrapped(x: Any, y: Any, **kwargs: Any) -> Any:
+        with torch.inference_mode(False), torch.enable_grad():
+            return function(_outside_inference_mode(x), _outside_inference_mode(y), **kwargs)
+
+    return wrapped
+
+
+@_with_autograd
 def neural_mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,

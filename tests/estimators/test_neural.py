@@ -354,3 +354,21 @@ def test_bad_samples():
     with pytest.raises(ValueError, match="`scores` must be a square"):
         bound_value(torch.zeros(3, 2), "infonce")
     assert np.isfinite(neural_mutual_information(x, y, max_steps=1).item())
+
+
+@pytest.mark.parametrize("mode", ["inference_mode", "no_grad"])
+def test_estimates_inside_a_validation_loop_equal_those_outside(mode):
+    """Lightning validates in inference mode, where InfoMetrics calls the estimators: the
+    critic must still train (with autograd on) and give the same number."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 3, generator=gen)
+    t = x + 0.3 * torch.randn(300, 3, generator=gen)
+    y = torch.randint(0, 4, (300,), generator=gen)
+    estimator = get_estimator("infonce", max_steps=40, eval_every=10)
+    expected = estimator.layer_information(x, t, y)
+    with getattr(torch, mode)():
+        x_in, t_in, y_in = x.clone(), t.clone(), y.clone()  # inference tensors in that mode
+        got = estimator.layer_information(x_in, t_in, y_in)
+    assert float(expected[0]) > 0.5  # the critic learned something
+    for a, b in zip(got, expected, strict=True):
+        assert float(a) == pytest.approx(float(b), abs=1e-12)
