@@ -15,6 +15,8 @@ import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
+from lit_infobottleneck.callbacks._reduction import FeatureReducer
+
 #: Module types measured by ``layers="auto"``: the activations of a network.
 AUTO_TYPES: tuple[type[nn.Module], ...] = (
     nn.ReLU,
@@ -101,7 +103,8 @@ class ActivationCapture:
     Call :meth:`attach` to add the hooks, :meth:`select` before each batch's forward with a
     boolean mask over its rows (``None`` skips the batch), and :meth:`detach` to remove
     them. Outputs are detached, flattened per sample, cast to float32 and moved to
-    ``device``. A layer whose output is not a tensor with the batch as first dimension is
+    ``device``; layers wider than the ``reducer``'s ``max_features`` are reduced per batch.
+    A layer whose output is not a tensor with the batch as first dimension is
     recorded in :attr:`errors` (training goes on).
     """
 
@@ -111,10 +114,12 @@ class ActivationCapture:
         *,
         device: torch.device | str = "cpu",
         output_selector: OutputSelector = first_tensor,
+        reducer: FeatureReducer | None = None,
     ) -> None:
         self.layers = layers
         self.device = torch.device(device)
         self.output_selector = output_selector
+        self.reducer = reducer
         self.buffers: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
         self.errors: dict[str, str] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -169,7 +174,10 @@ class ActivationCapture:
                 )
                 return
             rows = tensor.detach()[self._mask.to(tensor.device)]
-            self.buffers[name].append(rows.reshape(rows.shape[0], -1).float().to(self.device))
+            rows = rows.reshape(rows.shape[0], -1).float()
+            if self.reducer is not None:
+                rows = self.reducer(name, rows)
+            self.buffers[name].append(rows.to(self.device))
 
         return hook
 

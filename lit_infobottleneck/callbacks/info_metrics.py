@@ -47,16 +47,18 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DistributedSampler
 
+from lit_infobottleneck.callbacks._batches import class_labels, default_batch_to_xy
 from lit_infobottleneck.callbacks._capture import (
     ActivationCapture,
     OutputSelector,
     first_tensor,
     resolve_layers,
 )
+from lit_infobottleneck.callbacks._reduction import FeatureReducer
 from lit_infobottleneck.estimators import Estimator, get_estimator
 from lit_infobottleneck.estimators.binning import plugin_entropy
 from lit_infobottleneck.metrics import gather_rows
@@ -67,21 +69,9 @@ DEFAULT_ESTIMATORS: tuple[dict[str, Any], ...] = (
     {"name": "kde", "noise_var": 0.1},
 )
 UNITS = ("bits", "nats")
+BOUND_KEYS = ("I_XT_low", "I_XT_high", "I_TY_low", "I_TY_high")
+INPUT_KEY = "<input>"  # the inputs X in reductions (no submodule has this name)
 SCHEDULES = ("every", "log")
-
-
-def default_batch_to_xy(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y, ...)`` tuples/lists or dicts with ``x``/``y`` (or ``input``/``label``...)."""
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
-    if isinstance(batch, dict):
-        for x_key, y_key in (("x", "y"), ("input", "target"), ("inputs", "labels")):
-            if x_key in batch and y_key in batch:
-                return batch[x_key], batch[y_key]
-    raise MisconfigurationException(
-        f"InfoMetrics cannot find inputs and labels in a batch of type {type(batch).__name__}; "
-        "pass `batch_to_xy=lambda batch: (x, y)` to InfoMetrics."
-    )
 
 
 def _build_estimators(specs: Sequence[dict[str, Any] | str]) -> dict[str, Estimator]:
@@ -117,6 +107,13 @@ class InfoMetrics(Callback):
             default binning (30 bins) and KDE (noise variance 0.1).
         max_samples: validation examples measured per epoch (a seeded subset, the same every
             epoch); also caps the memory of the captures.
+        max_features: layers (and inputs) wider than this are reduced to this many
+            columns as they are captured, with a fixed seeded map (``None``: never); the
+            reduction is warned about once and listed under ``reductions`` in the JSON.
+            Memory per layer is at most ``4 * max_samples * max_features`` bytes.
+        feature_reduction: ``"sketch"`` (signed feature hashing: preserves distances, for
+            KDE/KSG/Renyi/HSIC) or ``"subset"`` (a random subset of units, values unchanged,
+            for binning with a fixed ``value_range``).
         every_n_epochs: measure every n-th epoch (``schedule="every"``).
         schedule: ``"every"`` or ``"log"`` (up to ``log_points`` epochs spaced
             logarithmically up to ``max_epochs``, fewer where rounding merges them: dense
@@ -139,6 +136,8 @@ class InfoMetrics(Callback):
         layers: str | Sequence[str | type] = "auto",
         estimators: Sequence[dict[str, Any] | str] = DEFAULT_ESTIMATORS,
         max_samples: int = 2000,
+        max_features: int | None = 4096,
+        feature_reduction: str = "sketch",
         every_n_epochs: int = 1,
         schedule: str = "every",
         log_points: int = 30,
@@ -174,6 +173,10 @@ class InfoMetrics(Callback):
             raise MisconfigurationException(
                 f"InfoMetrics `dpi_tolerance` must be a number >= 0, got {dpi_tolerance!r}."
             )
+        try:
+            self.reducer = FeatureReducer(max_features, feature_reduction, seed=seed)
+        except ValueError as err:
+            raise MisconfigurationException(f"InfoMetrics {err}.") from None
         self.layer_specs = layers
         self.estimators = _build_estimators(estimators)
         self.max_samples, self.every_n_epochs = max_samples, every_n_epochs
@@ -188,6 +191,8 @@ class InfoMetrics(Callback):
         self._capture: ActivationCapture | None = None
         self._active = False
         self._layout_written = False
+        self._announced: set[str] = set()
+        self._told_sample_count = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -201,6 +206,8 @@ class InfoMetrics(Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._layout_written = False
+        self._announced: set[str] = set()
+        self._told_sample_count = False
         self._capture = None
 
     def _resolve(self, pl_module: pl.LightningModule) -> None:
@@ -208,7 +215,10 @@ class InfoMetrics(Callback):
         if self._capture is None:
             layers = resolve_layers(pl_module, self.layer_specs)
             self._capture = ActivationCapture(
-                layers, device=self.device, output_selector=self.output_selector
+                layers,
+                device=self.device,
+                output_selector=self.output_selector,
+                reducer=self.reducer,
             )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -311,11 +321,13 @@ class InfoMetrics(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        if trainer.sanity_checking and batch_idx == 0 and dataloader_idx == 0:
+            self._inputs_and_labels(batch)  # a batch format error now, not after an epoch
         if not self._active or dataloader_idx != 0:
             if self._capture is not None:
                 self._capture.select(None, 0)
             return
-        x, y = self.batch_to_xy(batch)
+        x, y = self._inputs_and_labels(batch)
         size = x.shape[0]
         positions = torch.arange(self._position, self._position + size)
         self._position += size
@@ -330,11 +342,23 @@ class InfoMetrics(Callback):
             self._capture.select(None, size)
             return
         self._capture.select(mask, size)
-        self._inputs.append(
-            x.detach()[mask.to(x.device)].reshape(int(mask.sum()), -1).float().to(self.device)
-        )
-        self._labels.append(y.detach()[mask.to(y.device)].to(self.device))
+        inputs = x.detach()[mask.to(x.device)].reshape(int(mask.sum()), -1).float()
+        self._inputs.append(self.reducer(INPUT_KEY, inputs).to(self.device))
+        self._labels.append(y[mask.to(y.device)].to(self.device))
         self._indices.append(indices[mask].to(self.device))
+
+    def _inputs_and_labels(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch_to_xy(batch)`` with labels as class indices, checked for one label per
+        input (a MisconfigurationException saying what to pass otherwise)."""
+        x, y = self.batch_to_xy(batch)
+        y = class_labels(y.detach())
+        if x.dim() == 0 or x.shape[0] != y.shape[0]:
+            raise MisconfigurationException(
+                f"InfoMetrics: the batch has inputs of shape {tuple(x.shape)} and "
+                f"{y.shape[0]} labels; `batch_to_xy` must return (x, y) with one label per "
+                "row of x."
+            )
+        return x, y
 
     def on_validation_batch_end(
         self,
@@ -358,6 +382,7 @@ class InfoMetrics(Callback):
         layers = self._capture.take()
         for message in self._capture.errors.values():
             rank_zero_warn(f"InfoMetrics skips a layer: {message}.")
+        self._announce_reductions()
         local = {
             "x": _cat(self._inputs, self.device),
             "y": _cat(self._labels, self.device, dtype=torch.long),
@@ -381,6 +406,23 @@ class InfoMetrics(Callback):
                 result = {"records": [], "warnings": [f"estimate skipped: {err}"]}
         result = trainer.strategy.broadcast(result, src=0)
         self._record(trainer, pl_module, result)
+
+    def _announce_reductions(self) -> None:
+        """Warn once per fit about each layer captured at reduced width."""
+        for name, reduction in self.reducer.applied.items():
+            if name not in self._announced:
+                self._announced.add(name)
+                what = "the inputs" if name == INPUT_KEY else f"layer {name!r}"
+                how = (
+                    "signed feature hashing, distances preserved in expectation"
+                    if reduction.method == "sketch"
+                    else "a fixed random subset of units"
+                )
+                rank_zero_warn(
+                    f"InfoMetrics measures {what} through {reduction.kept} of its "
+                    f"{reduction.features} features ({how}; `max_features` sets the width, "
+                    "`feature_reduction` the method)."
+                )
 
     def _gather(
         self, trainer: pl.Trainer, local: dict[str, torch.Tensor]
@@ -416,22 +458,42 @@ class InfoMetrics(Callback):
             return {"records": [], "warnings": [f"only {n} samples captured; need >= 4"]}
         h_x = math.log(n) * scale
         h_y = float(plugin_entropy(torch.unique(y, return_inverse=True)[1])) * scale
+        if not bool(torch.isfinite(x).all()):
+            warning = f"the measured inputs contain NaN/Inf at epoch {epoch}; no estimates"
+            return {"records": [], "warnings": [warning]}
+        usable = []
+        for name in names:
+            t = data[f"layer:{name}"]
+            if not bool(torch.isfinite(t).all()):
+                warnings.append(
+                    f"layer {name!r} has NaN/Inf activations at epoch {epoch}; its estimates "
+                    "are skipped"
+                )
+            elif t.shape[1] == 0 or bool((t == t[:1]).all()):
+                warnings.append(
+                    f"layer {name!r} is constant over the {n} measured samples at epoch "
+                    f"{epoch} (a dead layer): its information is 0 and is logged as 0"
+                )
+                usable.append((name, t, True))
+            else:
+                usable.append((name, t, False))
         for label, estimator in self.estimators.items():
             unit_scale = scale if estimator.unit == "nats" else 1.0
-            for name in names:
-                t = data[f"layer:{name}"]
-                if not bool(torch.isfinite(t).all()):
-                    warnings.append(
-                        f"layer {name!r} has NaN/Inf activations at epoch {epoch}; "
-                        f"its {label} estimate is skipped"
-                    )
-                    continue
+            for name, t, constant in usable:
                 record = {"epoch": epoch, "step": step, "estimator": label, "layer": name}
-                i_xt, i_ty = estimator.layer_information(x, t, y)
-                record["I_XT"] = float(i_xt) * unit_scale
-                record["I_TY"] = float(i_ty) * unit_scale
-                if self.bootstrap:
-                    record.update(self._bootstrap(estimator, x, t, y, unit_scale))
+                if constant:  # a function of nothing: I(X;T) = I(T;Y) = 0 exactly
+                    keys = ("I_XT", "I_TY") + (BOUND_KEYS if self.bootstrap else ())
+                    records.append({**record, **dict.fromkeys(keys, 0.0)})
+                    continue
+                try:
+                    i_xt, i_ty = estimator.layer_information(x, t, y)
+                    record["I_XT"] = float(i_xt) * unit_scale
+                    record["I_TY"] = float(i_ty) * unit_scale
+                    if self.bootstrap:
+                        record.update(self._bootstrap(estimator, x, t, y, unit_scale))
+                except ValueError as err:  # the documented refusals: skip this one estimate
+                    warnings.append(f"{label} on layer {name!r} skipped at epoch {epoch}: {err}")
+                    continue
                 records.append(record)
         seconds = time.perf_counter() - start
         return {
@@ -472,6 +534,12 @@ class InfoMetrics(Callback):
         records = result["records"]
         if not records:
             return
+        if result["n"] < self.max_samples and not self._told_sample_count:
+            self._told_sample_count = True
+            rank_zero_info(
+                f"InfoMetrics measures all {result['n']} validation samples it sees (fewer "
+                f"than max_samples={self.max_samples})."
+            )
         epoch = records[0]["epoch"]
         self.history = [r for r in self.history if r["epoch"] != epoch] + records
         seconds_total = self.meta.get("seconds_total", 0.0) + result["seconds"]
@@ -482,12 +550,13 @@ class InfoMetrics(Callback):
             "h_y": result["h_y"],
             "samples": result["n"],
             "estimators": {label: est.params() for label, est in self.estimators.items()},
+            "reductions": {name: r.describe() for name, r in self.reducer.applied.items()},
             "estimator_names": {label: est.name for label, est in self.estimators.items()},
             "layers": list(dict.fromkeys(r["layer"] for r in records)),
         }
         for record in records:
             base = f"info/{record['estimator']}"
-            for key in ("I_XT", "I_TY", "I_XT_low", "I_XT_high", "I_TY_low", "I_TY_high"):
+            for key in ("I_XT", "I_TY", *BOUND_KEYS):
                 if key in record:
                     name = f"{base}/{key}/{record['layer']}"
                     pl_module.log(name, record[key], on_epoch=True, sync_dist=True)

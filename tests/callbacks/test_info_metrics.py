@@ -265,9 +265,9 @@ def test_two_callbacks_with_different_estimators_coexist_and_estimate_errors_war
     assert [r["epoch"] for r in every.history] == [0, 1]
     assert [r["epoch"] for r in sparse.history] == [0]
     x, y = _data(50)
-    soft = InfoMetrics(layers=["net.1"], batch_to_xy=lambda b: (b[0], b[1].float()))
-    with pytest.warns(UserWarning, match="estimate skipped.*labels must be integers"):
-        _trainer(tmp_path, callbacks=[soft]).validate(
+    greedy = InfoMetrics(layers=["net.1"], estimators=[{"name": "ksg", "k": 100}, "binning"])
+    with pytest.warns(UserWarning, match="ksg on layer 'net.1' skipped.*lower `k`"):
+        _trainer(tmp_path, callbacks=[greedy]).validate(
             UserModel(), DataLoader(TensorDataset(x, y), batch_size=25)
         )
-    assert soft.history == []
+    assert [r["estimator"] for r in greedy.history] == ["binning"]  # the others go on
