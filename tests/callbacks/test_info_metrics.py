@@ -117,6 +117,8 @@ def test_hooks_are_removed_after_fit_exception_and_validate(tmp_path):
     with pytest.raises(RuntimeError, match="boom in validation"):
         _trainer(tmp_path, callbacks=[callback]).fit(model, *_loaders())
     assert _hooks(model) == 0
+    assert all(not parts for parts in callback._capture.buffers.values())  # nothing kept
+    assert callback._inputs == callback._labels == []
     model.fail_in_validation = False
     trainer = _trainer(tmp_path, callbacks=[callback])
     trainer.validate(model, _loaders()[1])  # inference mode
