@@ -22,7 +22,14 @@ A ``trainer.validate()`` run is measured too and recorded at the trainer's curre
 The history is part of the callback's ``state_dict`` (plain Python), so a run resumed from a
 checkpoint continues its curves without gaps or duplicates. Under DDP, captures of all ranks
 are gathered, the DistributedSampler's padding is dropped, the estimates are computed once
-on rank 0 and broadcast: the numbers equal a single-process run on the same data.
+on rank 0 and broadcast: the numbers equal a single-process run on the same data. Every
+rank must reach the end of each measured validation epoch: a rank whose validation
+dataloader is empty (allowed by ``allow_zero_length_dataloader_with_multiple_devices``)
+skips validation, and the gather on the others fails at the process-group timeout. With
+``strategy="ddp_spawn"`` the workers' history does not come back to the main process
+(Lightning returns only weights and metrics): ``callback.history`` stays empty there, and a
+``trainer.validate()`` after ``fit`` on the same Trainer starts its files again at epoch 0;
+use ``strategy="ddp"``, or a new Trainer (a new log version) for the validate run.
 
 For a deterministic network, I(X;T) of continuous T is infinite: what is measured is set
 by each estimator's parameter (bin count, noise variance, k, ...). See Geiger 2021, "On
@@ -296,7 +303,9 @@ class InfoMetrics(Callback):
         self._sharded = self._world > 1 and isinstance(sampler, DistributedSampler)
         if self._world > 1 and not self._sharded:
             # ranks with their own samplers (e.g. an IterableDataset that splits itself):
-            # ids position * world + rank are unique but not dataset indices; keep the first
+            # ids position * world + rank are unique but not dataset indices. Keep the
+            # first max_samples ids that exist: ranks with fewer samples (or none) leave
+            # their share to the others.
             return None
         # Global indices number the positions of the un-sharded sampler order, so n is the
         # sampler's length: a DistributedSamplerWrapper's `dataset` is the wrapped user
@@ -332,8 +341,8 @@ class InfoMetrics(Callback):
         positions = torch.arange(self._position, self._position + size)
         self._position += size
         indices = positions * self._world + self._rank if self._world > 1 else positions
-        if self._keep is None:
-            mask = indices < self.max_samples
+        if self._keep is None:  # each rank's first max_samples; _gather keeps the first ids
+            mask = positions < self.max_samples
         else:
             mask = (indices < self._keep.shape[0]) & self._keep[
                 indices.clamp(max=self._keep.shape[0] - 1)
