@@ -232,10 +232,12 @@ class InfoMetrics(Callback):
         self._resolve(pl_module)  # fail before the first epoch on an unknown layer name
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """A resumed run: rewrite the CSV/JSON from the restored history at once, so the
-        files never show an epoch measured after the checkpoint by the run that died."""
+        """After a checkpoint restore: rewrite the CSV/JSON from the restored history at
+        once, and mark the (re)start for TensorBoard, so neither shows what a run that died
+        logged after its checkpoint."""
         if self.history:
             self._write_outputs(self.log_dir(trainer))
+        mark_tensorboard_session_start(trainer)
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._resolve(pl_module)
@@ -653,6 +655,31 @@ class InfoMetrics(Callback):
                 )
                 writer.add_figure(f"info_plane/{label}", figure, global_step=epoch, close=True)
         writer.flush()
+
+
+@rank_zero_only
+def mark_tensorboard_session_start(trainer: pl.Trainer) -> None:
+    """Write TensorBoard's session-start event at the current global step.
+
+    TensorBoard reads the second and later ``SessionLog.START`` of a run as a restart and
+    hides every earlier event at that step or later (what PyTorch's ``SummaryWriter(...,
+    purge_step=)`` writes): the scalars and figures a killed run logged after the checkpoint
+    it is resumed from. Lightning's loggers write no such marker, so without it TensorBoard
+    shows those epochs twice.
+    """
+    loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    if not loggers:
+        return
+    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
+    writer = loggers[0].experiment
+    event = Event(
+        wall_time=time.time(),
+        step=trainer.global_step,
+        session_log=SessionLog(status=SessionLog.START),
+    )
+    writer._get_file_writer().add_event(event)
+    writer.flush()
 
 
 @contextlib.contextmanager

@@ -468,6 +468,13 @@ def test_epoch_measured_after_the_last_checkpoint_is_not_duplicated(tmp_path):
     for record in first.history:
         if record["epoch"] == 2:  # same weights, same samples: the same numbers
             assert redone[_key(record)]["I_XT"] == pytest.approx(record["I_XT"], rel=1e-12)
+    # TensorBoard: the first run's epoch-2 events are in its event file, but TensorBoard
+    # drops them when the resumed run logs the tag again at an earlier or equal step
+    ea = _events(log_dir)
+    epoch_at_step = {e.step: round(e.value) for e in ea.Scalars("epoch")}
+    for layer in LAYERS:
+        events = ea.Scalars(f"info/binning/I_XT/{layer}")
+        assert [epoch_at_step[e.step] for e in events] == [0, 1, 2, 3]
 
 
 # ---------------------------------------------------------------------------- schedules
