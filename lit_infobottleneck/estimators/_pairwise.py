@@ -7,8 +7,10 @@ The same code runs on CPU and GPU (blocks live on the input's device).
 
 Metrics: ``"max"`` (Chebyshev, L-infinity) and ``"euclidean"`` (L2), both from exact
 coordinate differences (what k-NN needs: ties and near-duplicates are ordered correctly),
-and ``"sqeuclidean"`` (squared L2 from a matrix product: the fast path for kernels, with an
-absolute round-off of about ``1e-16 * |x|^2``; a point's distance to itself is exactly 0).
+and ``"sqeuclidean"`` (squared L2 from a matrix product: the fast path for kernels; both sets
+are first shifted by one sample, so the absolute round-off is about ``1e-16 * |x - x_0|^2``,
+whatever the offset of the data; values below that round-off, e.g. between duplicated rows
+and from a point to itself, are exactly 0).
 """
 
 from __future__ import annotations
@@ -59,7 +61,13 @@ def distance_block(
             return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
         if b_sq_norms is None:
             b_sq_norms = _squared_norms(b)
-        sq = (_squared_norms(a)[:, None] + b_sq_norms[None, :] - 2.0 * (a @ b.T)).clamp(min=0.0)
+        norms = _squared_norms(a)[:, None] + b_sq_norms[None, :]
+        sq = norms - 2.0 * (a @ b.T)
+        # Below (d + 2) eps (|a|^2 + |b|^2) the value is round-off, not distance: duplicated
+        # rows come out at +-1e-16 |x|^2. They are reported as exactly 0 (and negatives too),
+        # as the median rule, which looks for coinciding pairs, needs.
+        roundoff = (a.shape[1] + 2) * torch.finfo(sq.dtype).eps * norms
+        sq = torch.where(sq > roundoff, sq, torch.zeros_like(sq))
         return sq if metric == "sqeuclidean" else sq.sqrt()
 
 
@@ -80,6 +88,14 @@ def distance_blocks(
     blocks (the objectives train through them).
     """
     check_metric(metric)
+    if metric == "sqeuclidean":
+        # Distances do not change under translation. Shifting both sets by one sample keeps
+        # |x|^2, and with it the matrix product's round-off, at the scale of the spread
+        # instead of the offset (1e6 + N(0, 1) data lost whole nats in KDE), and makes the
+        # rows equal to that sample, e.g. all rows of a constant input, exactly 0 apart.
+        shift = (x if y is None else y)[:1].detach()
+        x = x - shift
+        y = None if y is None else y - shift
     other = x if y is None else y
     n_rows = x.shape[0]
     if chunk_size is None:

@@ -134,6 +134,12 @@ def check_int_at_least(value: int, name: str, minimum: int) -> None:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
+def check_bool(value: bool, name: str) -> None:
+    """Raise unless a switch is ``True`` or ``False`` (a string such as "no" is truthy)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False, got {value!r}.")
+
+
 def resolve_discrete(y: torch.Tensor, discrete: bool | None) -> bool:
     """``discrete=None`` means: integer/bool dtype is discrete, floating point is not."""
     if discrete is None:

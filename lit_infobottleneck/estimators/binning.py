@@ -22,6 +22,7 @@ Free parameters: ``bins`` (default 30) or ``bin_width``, and ``value_range``.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -46,8 +47,12 @@ def _check_binning(bins: int, bin_width: float | None, value_range: Any) -> None
     if bin_width is not None:
         check_positive(bin_width, "bin_width")
     if value_range is not None:
-        low, high = value_range
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        pair = tuple(value_range) if isinstance(value_range, (tuple, list)) else ()
+        ok = len(pair) == 2 and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+            for v in pair
+        )
+        if not (ok and pair[0] < pair[1]):
             raise ValueError(
                 f"`value_range` must be (low, high) with finite low < high, got {value_range!r}."
             )

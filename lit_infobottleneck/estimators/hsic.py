@@ -58,6 +58,7 @@ from lit_infobottleneck.estimators._kernels import (
 from lit_infobottleneck.estimators._pairwise import default_chunk_size
 from lit_infobottleneck.estimators._validation import (
     as_tensor,
+    check_bool,
     check_same_length,
     resolve_discrete,
 )
@@ -218,8 +219,9 @@ class HSICEstimator(Estimator):
     ) -> None:
         check_sigma(sigma, SIGMA_RULES)
         check_chunk_size(chunk_size)
+        check_bool(normalized, "normalized")
         self.sigma = sigma
-        self.normalized = bool(normalized)
+        self.normalized = normalized
         self.unit = "nHSIC" if self.normalized else "HSIC"
         self.chunk_size = chunk_size
 

@@ -41,6 +41,7 @@ from lit_infobottleneck.estimators._validation import (
     as_labels,
     as_samples,
     as_tensor,
+    check_bool,
     check_int_at_least,
     check_positive,
     check_same_length,
@@ -50,6 +51,8 @@ from lit_infobottleneck.estimators.base import Estimator
 from lit_infobottleneck.estimators.registry import register
 
 BACKENDS = ("auto", "brute", "tree")
+#: Marginal norms of KSG (``None``: max-norm for KSG, Euclidean for Ross).
+KSG_METRICS = ("max", "euclidean")
 _FEW_SAMPLES_HINT = "pass more samples or lower `k`"
 
 
@@ -119,6 +122,7 @@ def kl_entropy(
     smallest positive float, keeping the result finite.
     """
     check_int_at_least(k, "k", 1)
+    check_int_at_least(seed, "seed", 0)
     check_metric(metric)
     if metric == "sqeuclidean":
         raise ValueError("`metric` for kl_entropy must be 'max' or 'euclidean'.")
@@ -220,6 +224,7 @@ def ksg_mutual_information(
     """
     check_int_at_least(k, "k", 1)
     check_positive(jitter, "jitter", allow_zero=True)
+    check_int_at_least(seed, "seed", 0)
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
     x = as_samples(x, "x", min_samples=k + 1, hint=_FEW_SAMPLES_HINT)
@@ -271,8 +276,12 @@ class KSGEstimator(Estimator):
     ) -> None:
         check_int_at_least(k, "k", 1)
         check_positive(jitter, "jitter", allow_zero=True)
-        if metric is not None:
-            check_metric(metric)
+        check_int_at_least(seed, "seed", 0)
+        check_bool(standardize, "standardize")
+        if metric is not None and metric not in KSG_METRICS:
+            raise ValueError(
+                f"`metric` must be one of {KSG_METRICS} (or None for the default), got {metric!r}."
+            )
         if backend not in BACKENDS:
             raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
         self.k, self.metric, self.standardize = k, metric, standardize

@@ -54,6 +54,7 @@ eigenvalues.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -67,7 +68,7 @@ from lit_infobottleneck.estimators._kernels import (
 from lit_infobottleneck.estimators._pairwise import default_chunk_size
 from lit_infobottleneck.estimators._validation import (
     as_tensor,
-    check_positive,
+    check_bool,
     check_same_length,
     resolve_discrete,
 )
@@ -80,13 +81,14 @@ SIGMA_RULES = ("silverman", "median")
 
 def _check_alpha(alpha: float) -> None:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise ValueError(f"`alpha` must be a number > 0 other than 1, got {alpha!r}.")
+        raise ValueError(f"`alpha` must be a finite number > 0 other than 1, got {alpha!r}.")
     if alpha == 1:
         raise ValueError(
             "`alpha` = 1 is the Shannon limit, where 1/(1-alpha) log sum lambda^alpha is "
             "undefined; pass alpha=1.01 (the default) to approximate it."
         )
-    check_positive(alpha, "alpha")
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"`alpha` must be a finite number > 0 other than 1, got {alpha!r}.")
 
 
 def _gram(
@@ -261,6 +263,7 @@ class RenyiEstimator(Estimator):
         _check_alpha(alpha)
         check_sigma(sigma, SIGMA_RULES)
         check_chunk_size(chunk_size)
+        check_bool(standardize, "standardize")
         self.alpha = alpha
         self.sigma = sigma
         self.standardize = standardize
