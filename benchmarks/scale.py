@@ -320,6 +320,37 @@ def estimator_for(name: str, quick: bool) -> Estimator:
     return get_estimator(name)
 
 
+REFUSED, AFTER_ERROR, OVER_BUDGET = "refused", "skipped (after error)", "skipped (> budget)"
+
+
+def _run_point(size: int, part: str, fn: Callable[[], object], args: argparse.Namespace):
+    """Measure ``fn`` as point ``size`` of ``part`` ("ours" / "ref"), emitting its events.
+
+    Returns None to go on, :data:`REFUSED` (a documented ``ValueError`` for this input;
+    larger sizes may be fine), or why the larger sizes of ``part`` are skipped.
+    """
+    _emit(event="begin", size=size, part=part)
+    try:
+        result, seconds, mib = measure(fn)
+    except ValueError as err:
+        reason = "refused: " + str(err).splitlines()[0][:60]
+        _emit(event="error", size=size, part=part, reason=reason)
+        return REFUSED
+    except (RuntimeError, MemoryError) as err:
+        _emit(event="error", size=size, part=part, reason=str(err).splitlines()[0][:80])
+        return AFTER_ERROR
+    _emit(
+        event="done",
+        size=size,
+        part=part,
+        seconds=seconds,
+        mib=mib,
+        values=_values(result),
+        load=_load_1min(),
+    )
+    return OVER_BUDGET if seconds > args.budget else None
+
+
 def worker(args: argparse.Namespace) -> None:
     """Run one (estimator, sweep): points in increasing size, one JSON line per event."""
     torch.manual_seed(0)
@@ -347,31 +378,16 @@ def worker(args: argparse.Namespace) -> None:
             _emit(event="skip", size=size, part="ref", reason=skip_ours)
             continue
         x, t, y = make_layer(n, d)
-        _emit(event="begin", size=size, part="ours")
-        try:
-            result, seconds, mib = measure(
-                lambda x=x, t=t, y=y: estimator.layer_information(x, t, y)
-            )
-        except ValueError as err:  # the estimator's documented refusal of this input
-            reason = "refused: " + str(err).splitlines()[0][:60]
-            _emit(event="error", size=size, part="ours", reason=reason)
+        outcome = _run_point(
+            size, "ours", lambda x=x, t=t, y=y: estimator.layer_information(x, t, y), args
+        )
+        if outcome == REFUSED:
             _emit(event="skip", size=size, part="ref", reason="not run (ours refused)")
             continue
-        except (RuntimeError, MemoryError) as err:
-            _emit(event="error", size=size, part="ours", reason=str(err).splitlines()[0][:80])
-            skip_ours = "skipped (after error)"
+        if outcome == AFTER_ERROR:
+            skip_ours = outcome
             continue
-        _emit(
-            event="done",
-            size=size,
-            part="ours",
-            seconds=seconds,
-            mib=mib,
-            values=_values(result),
-            load=_load_1min(),
-        )
-        if seconds > args.budget:
-            skip_ours = "skipped (> budget)"
+        skip_ours = outcome
         if reference is None:
             continue
         if skip_ref:
@@ -381,24 +397,7 @@ def worker(args: argparse.Namespace) -> None:
             reason = f"not run (dense needs ~{kde_dense_gib(n):.0f} GiB)"
             _emit(event="skip", size=size, part="ref", reason=reason)
             continue
-        _emit(event="begin", size=size, part="ref")
-        try:
-            result, seconds, mib = measure(lambda x=x, t=t, y=y: reference[1](x, t, y))
-        except (RuntimeError, MemoryError) as err:
-            _emit(event="error", size=size, part="ref", reason=str(err).splitlines()[0][:80])
-            skip_ref = "skipped (after error)"
-            continue
-        _emit(
-            event="done",
-            size=size,
-            part="ref",
-            seconds=seconds,
-            mib=mib,
-            values=_values(result),
-            load=_load_1min(),
-        )
-        if seconds > args.budget:
-            skip_ref = "skipped (> budget)"
+        skip_ref = _run_point(size, "ref", lambda x=x, t=t, y=y: reference[1](x, t, y), args)
         del x, t, y
 
 
