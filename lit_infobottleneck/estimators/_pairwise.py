@@ -62,13 +62,22 @@ def distance_block(
         if b_sq_norms is None:
             b_sq_norms = _squared_norms(b)
         norms = _squared_norms(a)[:, None] + b_sq_norms[None, :]
-        sq = norms - 2.0 * (a @ b.T)
         # Below (d + 2) eps (|a|^2 + |b|^2) the value is round-off, not distance: duplicated
         # rows come out at +-1e-16 |x|^2. They are reported as exactly 0 (and negatives too),
         # as the median rule, which looks for coinciding pairs, needs.
-        roundoff = (a.shape[1] + 2) * torch.finfo(sq.dtype).eps * norms
-        sq = torch.where(sq > roundoff, sq, torch.zeros_like(sq))
-        return sq if metric == "sqeuclidean" else sq.sqrt()
+        eps_scale = (a.shape[1] + 2) * torch.finfo(norms.dtype).eps
+        if _needs_grad(a, b):  # out of place: the objectives train through these blocks
+            sq = norms - 2.0 * (a @ b.T)
+            sq = torch.where(sq > eps_scale * norms, sq, torch.zeros_like(sq))
+            return sq if metric == "sqeuclidean" else sq.sqrt()
+        # estimation: two (m, n) buffers instead of seven, about 4x faster per block
+        sq = torch.addmm(norms, a, b.T, alpha=-2.0)
+        sq.masked_fill_(sq <= norms.mul_(eps_scale), 0.0)
+        return sq if metric == "sqeuclidean" else sq.sqrt_()
+
+
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def distance_blocks(
@@ -83,9 +92,10 @@ def distance_blocks(
 
     With ``y=None`` the walk is ``x`` against itself; ``exclude_self=True`` then sets the
     diagonal (a point's distance to itself) to ``+inf`` so that nearest-neighbour searches
-    and counts skip the point. The block is a fresh tensor that callers may modify; no
-    in-place operation touches it here, so gradients flow through the ``"sqeuclidean"``
-    blocks (the objectives train through them).
+    and counts skip the point. The block is a fresh tensor that callers may modify. When
+    gradients are needed no in-place operation touches it, so they flow through the
+    ``"sqeuclidean"`` blocks (the objectives train through them); otherwise it is built in
+    place, with fewer temporary blocks.
     """
     check_metric(metric)
     if metric == "sqeuclidean":
@@ -107,7 +117,10 @@ def distance_blocks(
         if y is None:
             idx = torch.arange(rows.start, rows.stop, device=x.device)
             fill = torch.tensor(float("inf") if exclude_self else 0.0, dtype=block.dtype)
-            block = block.index_put((idx - rows.start, idx), fill.to(block.device))
+            if _needs_grad(block):
+                block = block.index_put((idx - rows.start, idx), fill.to(block.device))
+            else:
+                block.index_put_((idx - rows.start, idx), fill.to(block.device))
         yield rows, block
 
 

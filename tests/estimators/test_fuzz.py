@@ -25,7 +25,7 @@ import re
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lit_infobottleneck.estimators import available_estimators, get_estimator
@@ -130,10 +130,13 @@ PERMUTATION_TOL = {
     "gaussian": 1e-6,
 }
 
-#: Examples per test; raise it for a longer fuzzing run, e.g. LIT_IB_FUZZ_EXAMPLES=2000.
+#: Examples per test; raise it for a longer fuzzing run, e.g. LIT_IB_FUZZ_EXAMPLES=2000
+#: (which also draws fresh random examples; the default run is derandomized: the same
+#: examples on every machine, so CI cannot fail on a draw no one can replay).
 FUZZ_EXAMPLES = int(os.environ.get("LIT_IB_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
     max_examples=FUZZ_EXAMPLES,
+    derandomize="LIT_IB_FUZZ_EXAMPLES" not in os.environ,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -403,6 +406,17 @@ def test_neural_constant_layer_reports_no_positive_information(name, data):
     _check_constant_layer(name, data)
 
 
+def _tie_free(z: torch.Tensor) -> bool:
+    """Every column's distinct values are more than 1e-6 of its spread apart (far above the
+    KSG jitter of 1e-10 spreads), and no value repeats."""
+    z = z.double().reshape(z.shape[0], -1)
+    spread = z.std(dim=0)
+    if not bool((spread > 0).all()):
+        return False
+    ordered = z.sort(dim=0).values
+    return bool((ordered[1:] - ordered[:-1] > 1e-6 * spread).all())
+
+
 @pytest.mark.parametrize("name", DETERMINISTIC)
 @given(data=st.data())
 @FUZZ
@@ -418,6 +432,8 @@ def test_joint_row_permutation_leaves_the_estimate_unchanged(name, data):
     y = data.draw(label_vectors(n))
     if name == "ksg":  # float16 rounding would tie rows as well
         x = data.draw(inputs(n, kinds=("distinct",), dtypes=(torch.float32, torch.float64)))
+        # near-ties below the jitter's resolution (e.g. 1e6 + 1e-9 noise) are ties too
+        assume(_tie_free(t) and _tie_free(x))
     else:
         x = data.draw(inputs(n, kinds=("distinct", "repeated")))
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(data.draw(st.integers(0, 99))))

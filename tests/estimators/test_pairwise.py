@@ -51,3 +51,23 @@ def test_default_chunk_bounds_block_memory():
 def test_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="`metric` must be one of"):
         dense_distances(torch.zeros(3, 2), metric="cosine")
+
+
+@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean"])
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_in_place_estimation_path_equals_the_differentiable_path(metric, exclude_self):
+    """Without gradients the blocks are built in place; the values must not change."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(70, 5, generator=gen, dtype=torch.float64) * 3 + 100
+    x[10] = x[3]  # a duplicated row: its round-off must be zeroed on both paths
+    fast = [
+        b for _, b in distance_blocks(x, metric=metric, chunk_size=16, exclude_self=exclude_self)
+    ]
+    xg = x.clone().requires_grad_(True)
+    slow = [
+        b for _, b in distance_blocks(xg, metric=metric, chunk_size=16, exclude_self=exclude_self)
+    ]
+    assert all(b.grad_fn is not None for b in slow)
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-12, atol=1e-9)
+    assert float(torch.cat(fast)[10, 3]) == 0.0
