@@ -133,7 +133,7 @@ class ActivationCapture:
 
     def attach(self) -> None:
         self.detach()
-        self.buffers = {name: [] for name, _ in self.layers}
+        self.clear()
         self.errors = {}
         for name, module in self.layers:
             self._handles.append(module.register_forward_hook(self._hook(name)))
@@ -188,5 +188,9 @@ class ActivationCapture:
         for name, parts in self.buffers.items():
             good = name not in self.errors and parts
             out[name] = torch.cat(parts) if good else torch.zeros(0, device=self.device)
-        self.buffers = {name: [] for name, _ in self.layers}
+        self.clear()
         return out
+
+    def clear(self) -> None:
+        """Drop every captured row (e.g. of an epoch interrupted by an exception)."""
+        self.buffers = {name: [] for name, _ in self.layers}

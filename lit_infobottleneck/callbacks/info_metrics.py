@@ -254,7 +254,7 @@ class InfoMetrics(Callback):
         """Remove the hooks and drop what an interrupted epoch captured."""
         if self._capture is not None:
             self._capture.detach()
-            self._capture.take()
+            self._capture.clear()
         self._inputs, self._labels, self._indices = [], [], []
         self._active = False
 
