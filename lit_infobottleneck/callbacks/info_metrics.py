@@ -1,35 +1,48 @@
 """InfoMetrics: per-layer information curves of any LightningModule, measured on validation.
 
 For chosen layers T_l, on the validation epochs it measures, the callback captures the
-layers' outputs for a fixed, seeded subset of at most ``max_samples`` validation examples,
+layers' outputs for a seeded subset of at most ``max_samples`` validation examples,
 estimates I(X;T_l) and I(T_l;Y) with one or more estimators, and logs
 
 - ``info/<estimator>/I_XT/<layer>`` and ``info/<estimator>/I_TY/<layer>`` through
   ``pl_module.log`` (every logger; usable by EarlyStopping and ModelCheckpoint), in bits by
-  default (nats with ``unit="nats"``), with ``.../I_XT_low/...`` / ``..._high`` bootstrap
-  bounds when ``bootstrap > 0``;
+  default (nats with ``unit="nats"``; estimators that do not measure information, such as
+  HSIC, in their own unit), with ``.../I_XT_low/...`` / ``..._high`` bootstrap bounds when
+  ``bootstrap > 0``;
 - ``info/<estimator>/dpi_violations``: layers whose I(X;T) exceeds the previous layer's by
   more than ``dpi_tolerance`` (impossible for a Markov chain X -> T_1 -> T_2 -> ...);
 - ``info/seconds``: time spent estimating;
 - with a TensorBoardLogger, a custom-scalars layout (one chart per quantity, one line per
   layer) and the information-plane figure ``info_plane/<estimator>`` at every measured epoch;
-- the whole history as ``info_metrics.csv`` and ``info_metrics.json`` in the log dir.
+- the whole history as ``info_metrics.csv`` and ``info_metrics.json`` in the log dir, each
+  record with its ``unit``.
+
+This file holds the Lightning hooks and the schedule; the jobs they call live in
+``_capture.py`` (forward hooks), ``_sampling.py`` (the measured subset, DDP gather),
+``_estimate.py`` (captures -> records, a pure function) and ``_outputs.py`` (files,
+TensorBoard).
 
 On epochs that are not measured, ``trainer.callback_metrics`` keeps the last measured
 values: let ModelCheckpoint/EarlyStopping monitor ``info/...`` only at a matching frequency.
-A ``trainer.validate()`` run is measured too and recorded at the trainer's current epoch.
+A ``trainer.validate()`` run is always measured, recorded at the trainer's current epoch.
+
+A measurement never costs the run: an estimate that raises (any exception type) is skipped
+with a warning naming the estimator, the layer and the error, and rank 0 broadcasts its
+results or failures so that every rank goes on; ``strict=True`` re-raises on every rank
+instead.
 
 The history is part of the callback's ``state_dict`` (plain Python), so a run resumed from a
-checkpoint continues its curves without gaps or duplicates. Under DDP, captures of all ranks
-are gathered, the DistributedSampler's padding is dropped, the estimates are computed once
-on rank 0 and broadcast: the numbers equal a single-process run on the same data. Every
-rank must reach the end of each measured validation epoch: a rank whose validation
-dataloader is empty (allowed by ``allow_zero_length_dataloader_with_multiple_devices``)
-skips validation, and the gather on the others fails at the process-group timeout. With
-``strategy="ddp_spawn"`` the workers' history does not come back to the main process
-(Lightning returns only weights and metrics): ``callback.history`` stays empty there, and a
-``trainer.validate()`` after ``fit`` on the same Trainer starts its files again at epoch 0;
-use ``strategy="ddp"``, or a new Trainer (a new log version) for the validate run.
+checkpoint continues its curves without gaps or duplicates (in the new ``unit`` if it
+changed). Under DDP, captures of all ranks are gathered, the DistributedSampler's padding is
+dropped, the estimates are computed once on rank 0 and broadcast: the numbers equal a
+single-process run on the same data. Every rank must reach the end of each measured
+validation epoch: a rank whose validation dataloader is empty (allowed by
+``allow_zero_length_dataloader_with_multiple_devices``) skips validation, and the gather on
+the others fails at the process-group timeout. With ``strategy="ddp_spawn"`` the workers'
+history does not come back to the main process (Lightning returns only weights and
+metrics): ``callback.history`` stays empty there, and a ``trainer.validate()`` after
+``fit`` on the same Trainer starts its files again at epoch 0; use ``strategy="ddp"``, or a
+new Trainer (a new log version) for the validate run.
 
 For a deterministic network, I(X;T) of continuous T is infinite: what is measured is set
 by each estimator's parameter (bin count, noise variance, k, ...). See Geiger 2021, "On
@@ -38,26 +51,21 @@ information plane analyses of neural network classifiers -- a review".
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import itertools
-import json
 import math
-import os
-import time
-from collections.abc import Callable, Iterator, Sequence
+import pickle
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from torch.utils.data import DistributedSampler
 
+from lit_infobottleneck.callbacks import _sampling
 from lit_infobottleneck.callbacks._batches import class_labels, default_batch_to_xy
 from lit_infobottleneck.callbacks._capture import (
     ActivationCapture,
@@ -65,20 +73,32 @@ from lit_infobottleneck.callbacks._capture import (
     first_tensor,
     resolve_layers,
 )
+from lit_infobottleneck.callbacks._estimate import (
+    BOUND_KEYS,
+    INFORMATION_UNITS,
+    EstimateResult,
+    estimate_layers,
+    record_unit,
+)
+from lit_infobottleneck.callbacks._outputs import (
+    first_tensorboard,
+    mark_tensorboard_session_start,
+    write_history,
+    write_tensorboard,
+)
 from lit_infobottleneck.callbacks._reduction import FeatureReducer
 from lit_infobottleneck.estimators import Estimator, get_estimator
-from lit_infobottleneck.estimators.binning import plugin_entropy
-from lit_infobottleneck.metrics import gather_rows
 
 BatchToXY = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
 DEFAULT_ESTIMATORS: tuple[dict[str, Any], ...] = (
     {"name": "binning", "bins": 30},
     {"name": "kde", "noise_var": 0.1},
 )
-UNITS = ("bits", "nats")
-BOUND_KEYS = ("I_XT_low", "I_XT_high", "I_TY_low", "I_TY_high")
+UNITS = INFORMATION_UNITS
 INPUT_KEY = "<input>"  # the inputs X in reductions (no submodule has this name)
 SCHEDULES = ("every", "log")
+
+__all__ = ["InfoMetrics", "mark_tensorboard_session_start"]
 
 
 def _build_estimators(specs: Sequence[dict[str, Any] | str]) -> dict[str, Estimator]:
@@ -112,8 +132,9 @@ class InfoMetrics(Callback):
             list by depth: the data-processing check compares consecutive layers.
         estimators: registry names or dicts ``{"name": ..., **params, "label": optional}``;
             default binning (30 bins) and KDE (noise variance 0.1).
-        max_samples: validation examples measured per epoch (a seeded subset, the same every
-            epoch); also caps the memory of the captures.
+        max_samples: validation examples measured per epoch: a seeded subset of the samples
+            the epoch sees (after ``limit_val_batches``), the same every epoch unless the
+            validation loader shuffles (warned); also caps the memory of the captures.
         max_features: layers (and inputs) wider than this are reduced to this many
             columns as they are captured, with a fixed seeded map (``None``: never); the
             reduction is warned about once and listed under ``reductions`` in the JSON.
@@ -124,8 +145,9 @@ class InfoMetrics(Callback):
         every_n_epochs: measure every n-th epoch (``schedule="every"``).
         schedule: ``"every"`` or ``"log"`` (up to ``log_points`` epochs spaced
             logarithmically up to ``max_epochs``, fewer where rounding merges them: dense
-            early, sparse late).
-        unit: ``"bits"`` (the information-plane convention) or ``"nats"``.
+            early, sparse late). ``trainer.validate()`` is always measured.
+        unit: ``"bits"`` (the information-plane convention) or ``"nats"``, for the
+            information estimators; others (HSIC) report their own unit.
         device: where captures are kept and estimates computed (default CPU).
         batch_to_xy: function ``batch -> (x, y)``; default handles tuples and dicts.
         output_selector: function ``layer output -> tensor`` for layers returning tuples or
@@ -136,6 +158,8 @@ class InfoMetrics(Callback):
             bounds shifted by the bootstrap bias (resampling duplicates inputs).
         seed: seed of the sample subset and of the bootstrap.
         plot: draw the information-plane figure into TensorBoard.
+        strict: re-raise the first failing estimate (on every rank together) instead of
+            skipping it with a warning; for debugging an estimator.
     """
 
     def __init__(
@@ -156,6 +180,7 @@ class InfoMetrics(Callback):
         bootstrap: int = 0,
         seed: int = 0,
         plot: bool = True,
+        strict: bool = False,
     ) -> None:
         super().__init__()
         for field, value, minimum in (
@@ -180,6 +205,10 @@ class InfoMetrics(Callback):
             raise MisconfigurationException(
                 f"InfoMetrics `dpi_tolerance` must be a number >= 0, got {dpi_tolerance!r}."
             )
+        if not isinstance(strict, bool):
+            raise MisconfigurationException(
+                f"InfoMetrics `strict` must be True or False, got {strict!r}."
+            )
         try:
             self.reducer = FeatureReducer(max_features, feature_reduction, seed=seed)
         except ValueError as err:
@@ -192,29 +221,44 @@ class InfoMetrics(Callback):
         self.batch_to_xy = batch_to_xy or default_batch_to_xy
         self.output_selector = output_selector or first_tensor
         self.dpi_tolerance, self.bootstrap, self.seed = float(dpi_tolerance), bootstrap, seed
-        self.plot = plot
+        self.plot, self.strict = plot, strict
         self.history: list[dict[str, Any]] = []
         self.meta: dict[str, Any] = {}
         self._capture: ActivationCapture | None = None
         self._active = False
         self._layout_written = False
         self._announced: set[str] = set()
-        self._told_sample_count = False
+        self._told: set[str] = set()
+        self._inputs: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+        self._indices: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def state_key(self) -> str:
+        """Names this callback's state in checkpoints: its layers and estimators (not its
+        ``unit``: a run resumed in another unit converts its history)."""
         return self._generate_state_key(
             layers=str(self.layer_specs),
             estimators=str({k: v.params() for k, v in self.estimators.items()}),
-            unit=self.unit,
         )
+
+    def _legacy_state_keys(self) -> list[str]:
+        """Keys of checkpoints written by version 0.1.0, whose key included the unit."""
+        return [
+            self._generate_state_key(
+                layers=str(self.layer_specs),
+                estimators=str({k: v.params() for k, v in self.estimators.items()}),
+                unit=unit,
+            )
+            for unit in UNITS
+        ]
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._layout_written = False
-        self._announced: set[str] = set()
-        self._told_sample_count = False
+        self._announced = set()
+        self._told = set()
         self._capture = None
 
     def _resolve(self, pl_module: pl.LightningModule) -> None:
@@ -261,68 +305,115 @@ class InfoMetrics(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {"history": [dict(r) for r in self.history], "meta": dict(self.meta)}
 
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Find the state of a checkpoint written under a 0.1.0 state key (Lightning calls
+        ``load_state_dict`` with ``checkpoint["callbacks"][self.state_key]`` next)."""
+        states = checkpoint.get("callbacks") or {}
+        if self.state_key in states:
+            return
+        for key in self._legacy_state_keys():
+            if key in states:
+                states[self.state_key] = states[key]
+                return
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        unit = state_dict.get("meta", {}).get("unit", self.unit)
-        if unit != self.unit:
-            raise MisconfigurationException(
-                f"InfoMetrics: the checkpoint's history is in {unit} but `unit` is {self.unit!r};"
-                f" resume with unit={unit!r}."
+        """Restore the history, converting records of the information estimators to
+        ``unit`` when the checkpoint was written in the other one."""
+        meta = dict(state_dict.get("meta", {}))
+        saved_unit = meta.get("unit", self.unit)
+        history = []
+        for record in state_dict.get("history", []):
+            record = dict(record)
+            estimator = self.estimators.get(record.get("estimator", ""))
+            default = record_unit(estimator, saved_unit) if estimator else saved_unit
+            record.setdefault("unit", default)  # 0.1.0 records carry no unit
+            if record["unit"] in UNITS and record["unit"] != self.unit:
+                factor = _conversion(record["unit"], self.unit)
+                for key in ("I_XT", "I_TY", *BOUND_KEYS):
+                    if key in record:
+                        record[key] = record[key] * factor
+                record["unit"] = self.unit
+            history.append(record)
+        if saved_unit in UNITS and saved_unit != self.unit:
+            factor = _conversion(saved_unit, self.unit)
+            for key in ("h_x", "h_y"):
+                if key in meta:
+                    meta[key] = meta[key] * factor
+            meta["unit"] = self.unit
+            rank_zero_info(
+                f"InfoMetrics: the checkpoint's history is in {saved_unit}; converted to "
+                f"{self.unit} (`unit`)."
             )
-        self.history = [dict(r) for r in state_dict.get("history", [])]
-        self.meta = dict(state_dict.get("meta", {}))
+        self.history, self.meta = history, meta
 
     # ------------------------------------------------------------------ schedule
 
     def measures_epoch(self, epoch: int, max_epochs: int | None) -> bool:
-        """Whether epoch ``epoch`` (0-based) is measured."""
+        """Whether fit's validation at epoch ``epoch`` (0-based) is measured."""
         if self.schedule == "every" or not max_epochs or max_epochs < 1:
             return epoch % self.every_n_epochs == 0
         points = np.geomspace(1, max_epochs, num=self.log_points)
         return epoch in {round(p) - 1 for p in points}
 
+    def _measures(self, trainer: pl.Trainer) -> bool:
+        if trainer.sanity_checking:
+            return False
+        if trainer.state.fn == TrainerFn.VALIDATING:
+            return True  # a trainer.validate() run is always measured
+        return self.measures_epoch(trainer.current_epoch, trainer.max_epochs)
+
     # ------------------------------------------------------------------ capture
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._active = False
-        if trainer.sanity_checking or self._capture is None:
-            return
-        if not self.measures_epoch(trainer.current_epoch, trainer.max_epochs):
+        if self._capture is None or not self._measures(trainer):
             return
         self._active = True
         self._position = 0
-        self._inputs: list[torch.Tensor] = []
-        self._labels: list[torch.Tensor] = []
-        self._indices: list[torch.Tensor] = []
+        self._inputs, self._labels, self._indices = [], [], []
         self._world, self._rank = trainer.world_size, trainer.global_rank
         self._keep = self._sample_subset(trainer)
         self._capture.attach()
 
     def _sample_subset(self, trainer: pl.Trainer) -> torch.Tensor | None:
-        """Boolean lookup over global validation indices, or None for 'the first N'."""
-        loaders = trainer.val_dataloaders
-        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-        sampler = getattr(loader, "sampler", None)
-        self._sharded = self._world > 1 and isinstance(sampler, DistributedSampler)
-        if self._world > 1 and not self._sharded:
-            # ranks with their own samplers (e.g. an IterableDataset that splits itself):
-            # ids position * world + rank are unique but not dataset indices. Keep the
-            # first max_samples ids that exist: ranks with fewer samples (or none) leave
-            # their share to the others.
+        """Boolean lookup over the global validation indices the epoch will see, or None
+        for 'the first ``max_samples`` ids' (see ``_sampling``)."""
+        loader = _sampling.first_loader(trainer.val_dataloaders)
+        sharded = _sampling.is_sharded(loader, self._world)
+        if self._world > 1 and not sharded:
             return None
-        # Global indices number the positions of the un-sharded sampler order, so n is the
-        # sampler's length: a DistributedSamplerWrapper's `dataset` is the wrapped user
-        # sampler, whose length (not the dataset's) marks where the padding starts.
-        try:
-            n = len(sampler.dataset if self._sharded else sampler)
-        except (AttributeError, TypeError):
-            try:
-                n = len(loader.dataset)
-            except (AttributeError, TypeError):
-                return None
-        gen = torch.Generator().manual_seed(self.seed)
-        keep = torch.zeros(n, dtype=torch.bool)
-        keep[torch.randperm(n, generator=gen)[: self.max_samples]] = True
-        return keep
+        if _sampling.loader_shuffles(loader):
+            self._tell_once(
+                "shuffle",
+                "InfoMetrics: the validation loader shuffles, so the measured subset of "
+                "max_samples differs between epochs; build the validation DataLoader with "
+                "shuffle=False for comparable epochs.",
+                warn=True,
+            )
+        length = _sampling.global_length(loader, sharded)
+        if length is None:
+            return None
+        batches = trainer.num_val_batches[0] if trainer.num_val_batches else None
+        seen = _sampling.seen_length(loader, batches, self._world, sharded)
+        if sharded:  # ranks may stop at different batches: the subset is drawn over all
+            local = torch.tensor(-1 if seen is None else seen, device=trainer.strategy.root_device)
+            seen = int(trainer.strategy.reduce(local, reduce_op="max"))
+            seen = None if seen < 0 else seen
+        if seen is not None and seen < length:
+            self._tell_once(
+                "limit",
+                f"InfoMetrics draws its subset of max_samples={self.max_samples} from the "
+                f"{seen} validation samples that limit_val_batches leaves (of {length}).",
+            )
+            length = seen
+        return _sampling.subset_mask(length, self.max_samples, self.seed)
+
+    def _tell_once(self, topic: str, message: str, warn: bool = False) -> None:
+        if topic not in self._told:
+            self._told.add(topic)
+            (rank_zero_warn if warn else rank_zero_info)(message)
 
     def on_validation_batch_start(
         self,
@@ -334,21 +425,17 @@ class InfoMetrics(Callback):
     ) -> None:
         if trainer.sanity_checking and batch_idx == 0 and dataloader_idx == 0:
             self._inputs_and_labels(batch)  # a batch format error now, not after an epoch
+        if self._capture is None:
+            return
         if not self._active or dataloader_idx != 0:
-            if self._capture is not None:
-                self._capture.select(None, 0)
+            self._capture.select(None, 0)
             return
         x, y = self._inputs_and_labels(batch)
         size = x.shape[0]
-        positions = torch.arange(self._position, self._position + size)
+        indices, mask = _sampling.batch_selection(
+            self._position, size, self._world, self._rank, self._keep, self.max_samples
+        )
         self._position += size
-        indices = positions * self._world + self._rank if self._world > 1 else positions
-        if self._keep is None:  # each rank's first max_samples; _gather keeps the first ids
-            mask = positions < self.max_samples
-        else:
-            mask = (indices < self._keep.shape[0]) & self._keep[
-                indices.clamp(max=self._keep.shape[0] - 1)
-            ]
         if not bool(mask.any()):
             self._capture.select(None, size)
             return
@@ -395,12 +482,15 @@ class InfoMetrics(Callback):
             rank_zero_warn(f"InfoMetrics skips a layer: {message}.")
         self._announce_reductions()
         local = {
-            "x": _cat(self._inputs, self.device),
-            "y": _cat(self._labels, self.device, dtype=torch.long),
-            "index": _cat(self._indices, self.device, dtype=torch.long),
+            "x": _sampling.concatenate(self._inputs, self.device),
+            "y": _sampling.concatenate(self._labels, self.device, dtype=torch.long),
+            "index": _sampling.concatenate(self._indices, self.device, dtype=torch.long),
         }
+        self._inputs, self._labels, self._indices = [], [], []
         local.update({f"layer:{name}": rows for name, rows in layers.items()})
-        data = self._gather(trainer, local)
+        data = _sampling.gather_captures(
+            trainer.strategy, trainer.world_size, local, self.max_samples, self.device
+        )
         count = data["x"].shape[0]
         names = [n for n in layers if data[f"layer:{n}"].shape[0] == count and count > 0]
         for name in layers:
@@ -409,14 +499,39 @@ class InfoMetrics(Callback):
                     f"InfoMetrics skips layer {name!r}: it gave "
                     f"{data[f'layer:{name}'].shape[0]} rows for {count} samples."
                 )
-        result = None
+        failure: BaseException | None = None
+        result: EstimateResult | BaseException | None = None
         if trainer.is_global_zero:
             try:
                 result = self._estimate(data, names, trainer.current_epoch, trainer.global_step)
-            except ValueError as err:  # bad labels, too few samples: skip, never strand ranks
-                result = {"records": [], "warnings": [f"estimate skipped: {err}"]}
+            except Exception as err:  # strict, or a failure outside one estimate
+                if self.strict:
+                    failure, result = err, _picklable(err)
+                else:
+                    message = f"estimation skipped at epoch {trainer.current_epoch}: "
+                    result = EstimateResult(warnings=[message + f"{type(err).__name__}: {err}"])
         result = trainer.strategy.broadcast(result, src=0)
+        if isinstance(result, BaseException):  # strict: every rank raises together
+            raise failure if failure is not None else result
         self._record(trainer, pl_module, result)
+
+    def _estimate(
+        self, data: dict[str, torch.Tensor], names: list[str], epoch: int, step: int
+    ) -> EstimateResult:
+        """Rank 0's estimation of the gathered captures (see :func:`estimate_layers`)."""
+        return estimate_layers(
+            data["x"],
+            {name: data[f"layer:{name}"] for name in names},
+            data["y"],
+            self.estimators,
+            unit=self.unit,
+            bootstrap=self.bootstrap,
+            seed=self.seed,
+            dpi_tolerance=self.dpi_tolerance,
+            epoch=epoch,
+            step=step,
+            strict=self.strict,
+        )
 
     def _announce_reductions(self) -> None:
         """Warn once per fit about each layer captured at reduced width."""
@@ -435,131 +550,30 @@ class InfoMetrics(Callback):
                     "`feature_reduction` the method)."
                 )
 
-    def _gather(
-        self, trainer: pl.Trainer, local: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
-        """All ranks' captures in global index order, each example once."""
-        if trainer.world_size == 1:
-            gathered = local
-        else:
-            gathered = {
-                key: torch.cat(gather_rows(value.to(trainer.strategy.root_device))).to(self.device)
-                for key, value in local.items()
-            }
-        order = torch.argsort(gathered["index"])
-        index = gathered["index"][order]
-        unique = torch.ones_like(index, dtype=torch.bool)
-        unique[1:] = index[1:] != index[:-1]
-        keep = order[unique][: self.max_samples]
-        count = gathered["index"].shape[0]
-        return {
-            key: value[keep] if value.shape[0] == count else value[:0]
-            for key, value in gathered.items()
-        }
-
-    def _estimate(
-        self, data: dict[str, torch.Tensor], names: list[str], epoch: int, step: int
-    ) -> dict[str, Any]:
-        start = time.perf_counter()
-        x, y = data["x"], data["y"]
-        scale = 1.0 / math.log(2) if self.unit == "bits" else 1.0
-        records, warnings = [], []
-        n = x.shape[0]
-        if n < 4:
-            return {"records": [], "warnings": [f"only {n} samples captured; need >= 4"]}
-        h_x = math.log(n) * scale
-        h_y = float(plugin_entropy(torch.unique(y, return_inverse=True)[1])) * scale
-        if not bool(torch.isfinite(x).all()):
-            warning = f"the measured inputs contain NaN/Inf at epoch {epoch}; no estimates"
-            return {"records": [], "warnings": [warning]}
-        usable = []
-        for name in names:
-            t = data[f"layer:{name}"]
-            if not bool(torch.isfinite(t).all()):
-                warnings.append(
-                    f"layer {name!r} has NaN/Inf activations at epoch {epoch}; its estimates "
-                    "are skipped"
-                )
-            elif t.shape[1] == 0 or bool((t == t[:1]).all()):
-                warnings.append(
-                    f"layer {name!r} is constant over the {n} measured samples at epoch "
-                    f"{epoch} (a dead layer): its information is 0 and is logged as 0"
-                )
-                usable.append((name, t, True))
-            else:
-                usable.append((name, t, False))
-        for label, estimator in self.estimators.items():
-            unit_scale = scale if estimator.unit == "nats" else 1.0
-            for name, t, constant in usable:
-                record = {"epoch": epoch, "step": step, "estimator": label, "layer": name}
-                if constant:  # a function of nothing: I(X;T) = I(T;Y) = 0 exactly
-                    keys = ("I_XT", "I_TY") + (BOUND_KEYS if self.bootstrap else ())
-                    records.append({**record, **dict.fromkeys(keys, 0.0)})
-                    continue
-                try:
-                    i_xt, i_ty = estimator.layer_information(x, t, y)
-                    record["I_XT"] = float(i_xt) * unit_scale
-                    record["I_TY"] = float(i_ty) * unit_scale
-                    if self.bootstrap:
-                        record.update(self._bootstrap(estimator, x, t, y, unit_scale))
-                except ValueError as err:  # the documented refusals: skip this one estimate
-                    warnings.append(f"{label} on layer {name!r} skipped at epoch {epoch}: {err}")
-                    continue
-                records.append(record)
-        seconds = time.perf_counter() - start
-        return {
-            "records": records,
-            "warnings": warnings,
-            "seconds": seconds,
-            "h_x": h_x,
-            "h_y": h_y,
-            "n": n,
-        }
-
-    def _bootstrap(
-        self, estimator: Estimator, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, scale: float
-    ) -> dict[str, float]:
-        gen = torch.Generator().manual_seed(self.seed)
-        n = x.shape[0]
-        ixt, ity = [], []
-        for _ in range(self.bootstrap):
-            idx = torch.randint(0, n, (n,), generator=gen).to(x.device)
-            ixt.append(float(estimator.input_information(x[idx], t[idx])) * scale)
-            ity.append(float(estimator.label_information(t[idx], y[idx])) * scale)
-        i_xt, i_ty = estimator.layer_information(x, t, y)
-        bounds = {}
-        for key, estimate, samples in (("I_XT", i_xt, ixt), ("I_TY", i_ty, ity)):
-            # Resampling with replacement duplicates inputs, which biases estimators that
-            # treat X by identity (binning, KDE): shift the bootstrap distribution so that
-            # its mean is the estimate (bias-corrected percentile bounds).
-            shift = float(estimate) * scale - float(np.mean(samples))
-            bounds[f"{key}_low"] = float(np.percentile(samples, 2.5)) + shift
-            bounds[f"{key}_high"] = float(np.percentile(samples, 97.5)) + shift
-        return bounds
-
     def _record(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, result: dict[str, Any]
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, result: EstimateResult
     ) -> None:
-        for message in result["warnings"]:
+        for message in result.warnings:
             rank_zero_warn(f"InfoMetrics: {message}.")
-        records = result["records"]
+        records = result.records
         if not records:
             return
-        if result["n"] < self.max_samples and not self._told_sample_count:
-            self._told_sample_count = True
-            rank_zero_info(
-                f"InfoMetrics measures all {result['n']} validation samples it sees (fewer "
-                f"than max_samples={self.max_samples})."
+        if result.n < self.max_samples:
+            self._tell_once(
+                "samples",
+                f"InfoMetrics measures all {result.n} validation samples it sees (fewer "
+                f"than max_samples={self.max_samples}).",
             )
         epoch = records[0]["epoch"]
         self.history = [r for r in self.history if r["epoch"] != epoch] + records
-        seconds_total = self.meta.get("seconds_total", 0.0) + result["seconds"]
+        seconds_total = self.meta.get("seconds_total", 0.0) + result.seconds
         self.meta = {
             "seconds_total": seconds_total,
             "unit": self.unit,
-            "h_x": result["h_x"],
-            "h_y": result["h_y"],
-            "samples": result["n"],
+            "units": {label: record_unit(est, self.unit) for label, est in self.estimators.items()},
+            "h_x": result.h_x,
+            "h_y": result.h_y,
+            "samples": result.n,
             "estimators": {label: est.params() for label, est in self.estimators.items()},
             "reductions": {name: r.describe() for name, r in self.reducer.applied.items()},
             "estimator_names": {label: est.name for label, est in self.estimators.items()},
@@ -571,8 +585,7 @@ class InfoMetrics(Callback):
                 if key in record:
                     name = f"{base}/{key}/{record['layer']}"
                     pl_module.log(name, record[key], on_epoch=True, sync_dist=True)
-        for label in self.estimators:
-            violations = self._dpi_violations([r for r in records if r["estimator"] == label])
+        for label, violations in result.dpi.items():
             count = float(len(violations))
             pl_module.log(f"info/{label}/dpi_violations", count, on_epoch=True, sync_dist=True)
             if violations:
@@ -582,27 +595,9 @@ class InfoMetrics(Callback):
                     "chain cannot gain information, so the estimator's parameter sets these "
                     "numbers (Geiger 2021)."
                 )
-        pl_module.log("info/seconds", result["seconds"], on_epoch=True, sync_dist=True)
+        pl_module.log("info/seconds", result.seconds, on_epoch=True, sync_dist=True)
         directory = self.log_dir(trainer)  # on every rank: trainer.log_dir is a collective
         self._write_outputs(directory, trainer, epoch)
-
-    def _write_outputs(
-        self, directory: Path, trainer: pl.Trainer | None = None, epoch: int | None = None
-    ) -> None:
-        """CSV/JSON history, and TensorBoard (layout, figures) when ``trainer`` is given."""
-        try:
-            self._write_files(directory)
-            if trainer is not None and epoch is not None:
-                self._write_tensorboard(trainer, epoch)
-        except OSError as err:  # a full disk must not end the run (the history is in state)
-            rank_zero_warn(f"InfoMetrics could not write its outputs: {err}.")
-
-    def _dpi_violations(self, records: list[dict[str, Any]]) -> list[str]:
-        flagged = []
-        for previous, current in itertools.pairwise(records):
-            if current["I_XT"] > previous["I_XT"] + self.dpi_tolerance:
-                flagged.append(f"{current['layer']} (after {previous['layer']})")
-        return flagged
 
     # ------------------------------------------------------------------ outputs
 
@@ -613,89 +608,45 @@ class InfoMetrics(Callback):
         return Path(trainer.log_dir or trainer.default_root_dir)
 
     @rank_zero_only
-    def _write_files(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        records = sorted(self.history, key=lambda r: (r["epoch"], r["estimator"]))
-        fields = list(dict.fromkeys(k for r in records for k in r))
-        # Each file is written whole to a temporary name and renamed over the old one: a job
-        # killed while writing leaves the previous complete file, never a truncated one.
-        with _replace_atomically(directory / "info_metrics.csv") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(records)
-        with _replace_atomically(directory / "info_metrics.json") as f:
-            json.dump({**self.meta, "records": records}, f, indent=1)
+    def _write_outputs(
+        self, directory: Path, trainer: pl.Trainer | None = None, epoch: int | None = None
+    ) -> None:
+        """CSV/JSON history, and TensorBoard (layout, figures) when ``trainer`` is given.
 
-    @rank_zero_only
-    def _write_tensorboard(self, trainer: pl.Trainer, epoch: int) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers:
-            return
-        writer = loggers[0].experiment
-        if not self._layout_written:
-            layout = {
-                f"info/{label}": {
-                    quantity: ["Multiline", [f"info/{label}/{quantity}(_low|_high)?/.*"]]
-                    for quantity in ("I_XT", "I_TY")
-                }
-                for label in self.estimators
-            }
-            writer.add_custom_scalars(layout)
-            self._layout_written = True
-        if self.plot:
-            from lit_infobottleneck.plotting import information_plane
-
-            for label in self.estimators:
-                figure = information_plane(
+        A failure here (a full disk, a plotting error) is warned about, never raised: the
+        history is safe in the callback's state and the next measured epoch rewrites all.
+        """
+        try:
+            write_history(directory, self.history, self.meta)
+            logger = first_tensorboard(trainer) if trainer is not None else None
+            if logger is not None and epoch is not None:
+                write_tensorboard(
+                    logger,
                     self.history,
-                    label,
-                    unit=self.unit,
-                    h_x=self.meta.get("h_x"),
-                    h_y=self.meta.get("h_y"),
+                    self.meta,
+                    list(self.estimators),
+                    epoch,
+                    layout=not self._layout_written,
+                    plot=self.plot,
                 )
-                writer.add_figure(f"info_plane/{label}", figure, global_step=epoch, close=True)
-        writer.flush()
+                self._layout_written = True
+        except Exception as err:
+            if self.strict:
+                raise
+            rank_zero_warn(f"InfoMetrics could not write its outputs: {type(err).__name__}: {err}.")
 
 
-@rank_zero_only
-def mark_tensorboard_session_start(trainer: pl.Trainer) -> None:
-    """Write TensorBoard's session-start event at the current global step.
-
-    TensorBoard reads the second and later ``SessionLog.START`` of a run as a restart and
-    hides every earlier event at that step or later (what PyTorch's ``SummaryWriter(...,
-    purge_step=)`` writes): the scalars and figures a killed run logged after the checkpoint
-    it is resumed from. Lightning's loggers write no such marker, so without it TensorBoard
-    shows those epochs twice.
-    """
-    loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-    if not loggers:
-        return
-    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
-
-    writer = loggers[0].experiment
-    event = Event(
-        wall_time=time.time(),
-        step=trainer.global_step,
-        session_log=SessionLog(status=SessionLog.START),
-    )
-    writer._get_file_writer().add_event(event)
-    writer.flush()
+def _conversion(source: str, target: str) -> float:
+    """Factor from information unit ``source`` to ``target`` (bits or nats)."""
+    if source == target:
+        return 1.0
+    return math.log(2) if source == "bits" else 1.0 / math.log(2)
 
 
-@contextlib.contextmanager
-def _replace_atomically(path: Path) -> Iterator[TextIO]:
-    """Open ``path.tmp`` for writing; on success, rename it to ``path`` (atomic on POSIX)."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", newline="") as f:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-
-
-def _cat(
-    parts: list[torch.Tensor], device: torch.device, dtype: torch.dtype | None = None
-) -> torch.Tensor:
-    if parts:
-        return torch.cat(parts).to(device)
-    return torch.zeros(0, dtype=dtype or torch.float32, device=device)
+def _picklable(err: BaseException) -> BaseException:
+    """``err`` if it survives a broadcast (pickling), else a RuntimeError that names it."""
+    try:
+        pickle.loads(pickle.dumps(err))
+    except Exception:
+        return RuntimeError(f"{type(err).__name__}: {err}")
+    return err

@@ -1,0 +1,215 @@
+"""Estimation for InfoMetrics as a pure function: captured tensors in, records out.
+
+:func:`estimate_layers` takes the measured inputs ``x`` ``(n, d_x)``, the captured layers
+``{name: (n, d_l)}`` in depth order, class labels ``y`` ``(n,)`` and the estimators, and
+returns an :class:`EstimateResult`: one record per (estimator, layer), each carrying its
+``unit``, plus warnings for what was skipped. No Lightning, no logging, no I/O: tested
+without a Trainer.
+
+Units: mutual-information estimators return nats and are converted to ``unit`` ("bits" or
+"nats"); estimators whose :attr:`Estimator.unit` is something else (the HSIC family's
+unitless scores) keep their own unit and are left out of the bits conversion, of the
+ceilings H(X), H(Y) and of the data-processing check.
+
+Failures: an estimate that raises anything (a documented ``ValueError`` refusal, a
+``LinAlgError``, out-of-memory, a bug) is skipped with a warning naming the estimator, the
+layer, the exception type and its message; the other estimates go on. With
+``strict=True`` the first exception propagates instead (for debugging).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lit_infobottleneck.estimators import Estimator
+from lit_infobottleneck.estimators.binning import plugin_entropy
+
+#: Units of mutual information InfoMetrics can report; "nats" estimators convert to them.
+INFORMATION_UNITS = ("bits", "nats")
+BOUND_KEYS = ("I_XT_low", "I_XT_high", "I_TY_low", "I_TY_high")
+MIN_SAMPLES = 4
+
+
+@dataclass
+class EstimateResult:
+    """What one measured epoch produced: plain data, so it can be broadcast to every rank.
+
+    ``records``: ``{"epoch", "step", "estimator", "layer", "unit", "I_XT", "I_TY"}`` (and
+    the bootstrap bounds), in estimator then layer order. ``dpi``: per estimator label, the
+    layers whose I(X;T) exceeds the previous layer's by more than the tolerance (only for
+    information units). ``h_x`` = log n and ``h_y`` = H(Y) in ``unit``; ``n`` samples.
+    """
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    dpi: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+    h_x: float = 0.0
+    h_y: float = 0.0
+    n: int = 0
+
+
+def record_unit(estimator: Estimator, unit: str) -> str:
+    """The unit an estimator's records are reported in: ``unit`` for nats estimators, the
+    estimator's own unit (e.g. ``"nHSIC"``) otherwise."""
+    return unit if estimator.unit == "nats" else estimator.unit
+
+
+def _nats_to(unit: str) -> float:
+    return 1.0 / math.log(2) if unit == "bits" else 1.0
+
+
+def estimate_layers(
+    x: torch.Tensor,
+    layers: Mapping[str, torch.Tensor],
+    y: torch.Tensor,
+    estimators: Mapping[str, Estimator],
+    *,
+    unit: str = "bits",
+    bootstrap: int = 0,
+    seed: int = 0,
+    dpi_tolerance: float = 0.1,
+    epoch: int = 0,
+    step: int = 0,
+    strict: bool = False,
+) -> EstimateResult:
+    """I(X;T) and I(T;Y) of every layer by every estimator (see the module docstring).
+
+    Args:
+        x: measured inputs ``(n, d_x)``, float.
+        layers: ``{name: activations (n, d_l)}`` in depth order (the DPI check compares
+            consecutive layers).
+        y: class labels ``(n,)``, integer.
+        estimators: ``{label: estimator}``.
+        unit: ``"bits"`` or ``"nats"`` for the information estimators.
+        bootstrap: resamples (with replacement) for 95 % percentile bounds, 0 for none.
+        seed: seed of the bootstrap resamples.
+        dpi_tolerance: allowed growth of I(X;T) with depth, in ``unit``.
+        epoch, step: stamped on every record.
+        strict: re-raise the first exception of an estimate instead of skipping it.
+    """
+    if unit not in INFORMATION_UNITS:
+        raise ValueError(f"`unit` must be one of {INFORMATION_UNITS}, got {unit!r}.")
+    start = time.perf_counter()
+    n = x.shape[0]
+    if n < MIN_SAMPLES:
+        return EstimateResult(warnings=[f"only {n} samples captured; need >= {MIN_SAMPLES}"])
+    scale = _nats_to(unit)
+    result = EstimateResult(n=n, h_x=math.log(n) * scale)
+    result.h_y = float(plugin_entropy(torch.unique(y, return_inverse=True)[1])) * scale
+    if not bool(torch.isfinite(x).all()):
+        result.warnings.append(
+            f"the measured inputs contain NaN/Inf at epoch {epoch}; no estimates"
+        )
+        return result
+    usable = _usable_layers(layers, n, epoch, result.warnings)
+    for label, estimator in estimators.items():
+        est_unit = record_unit(estimator, unit)
+        est_scale = scale if estimator.unit == "nats" else 1.0
+        for name, t, constant in usable:
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "step": step,
+                "estimator": label,
+                "layer": name,
+                "unit": est_unit,
+            }
+            if constant:  # a function of nothing: I(X;T) = I(T;Y) = 0 exactly
+                keys = ("I_XT", "I_TY") + (BOUND_KEYS if bootstrap else ())
+                result.records.append({**record, **dict.fromkeys(keys, 0.0)})
+                continue
+            try:
+                i_xt, i_ty = estimator.layer_information(x, t, y)
+                record["I_XT"] = float(i_xt) * est_scale
+                record["I_TY"] = float(i_ty) * est_scale
+                if bootstrap:
+                    record.update(
+                        bootstrap_bounds(
+                            estimator, x, t, y, (i_xt, i_ty), bootstrap, seed, est_scale
+                        )
+                    )
+            except Exception as err:  # any failure skips this one estimate, never the run
+                if strict:
+                    raise
+                result.warnings.append(
+                    f"{label} on layer {name!r} skipped at epoch {epoch}: "
+                    f"{type(err).__name__}: {err}"
+                )
+                continue
+            result.records.append(record)
+        if estimator.unit == "nats":
+            mine = [r for r in result.records if r["estimator"] == label]
+            result.dpi[label] = dpi_violations(mine, dpi_tolerance)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _usable_layers(
+    layers: Mapping[str, torch.Tensor], n: int, epoch: int, warnings: list[str]
+) -> list[tuple[str, torch.Tensor, bool]]:
+    """``(name, t, is_constant)`` of the layers with finite activations."""
+    usable = []
+    for name, t in layers.items():
+        if not bool(torch.isfinite(t).all()):
+            warnings.append(
+                f"layer {name!r} has NaN/Inf activations at epoch {epoch}; its estimates "
+                "are skipped"
+            )
+        elif t.shape[1] == 0 or bool((t == t[:1]).all()):
+            warnings.append(
+                f"layer {name!r} is constant over the {n} measured samples at epoch "
+                f"{epoch} (a dead layer): its information is 0 and is logged as 0"
+            )
+            usable.append((name, t, True))
+        else:
+            usable.append((name, t, False))
+    return usable
+
+
+def bootstrap_bounds(
+    estimator: Estimator,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    y: torch.Tensor,
+    estimate: tuple[torch.Tensor, torch.Tensor],
+    resamples: int,
+    seed: int,
+    scale: float,
+) -> dict[str, float]:
+    """95 % percentile bounds of I(X;T) and I(T;Y) over ``resamples`` bootstrap resamples.
+
+    Resampling with replacement duplicates inputs, which biases estimators that treat X by
+    identity (binning, KDE): the bootstrap distribution is shifted so that its mean is the
+    full-sample ``estimate`` (bias-corrected percentile bounds). Values times ``scale``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    ixt, ity = [], []
+    for _ in range(resamples):
+        idx = torch.randint(0, n, (n,), generator=gen).to(x.device)
+        ixt.append(float(estimator.input_information(x[idx], t[idx])) * scale)
+        ity.append(float(estimator.label_information(t[idx], y[idx])) * scale)
+    bounds = {}
+    for key, value, samples in (("I_XT", estimate[0], ixt), ("I_TY", estimate[1], ity)):
+        shift = float(value) * scale - float(np.mean(samples))
+        bounds[f"{key}_low"] = float(np.percentile(samples, 2.5)) + shift
+        bounds[f"{key}_high"] = float(np.percentile(samples, 97.5)) + shift
+    return bounds
+
+
+def dpi_violations(records: list[dict[str, Any]], tolerance: float) -> list[str]:
+    """Layers (in record order) whose I(X;T) exceeds the previous layer's by more than
+    ``tolerance``: impossible for a Markov chain X -> T_1 -> T_2 -> ..."""
+    flagged = []
+    for previous, current in itertools.pairwise(records):
+        if current["I_XT"] > previous["I_XT"] + tolerance:
+            flagged.append(f"{current['layer']} (after {previous['layer']})")
+    return flagged

@@ -1,0 +1,135 @@
+"""InfoMetrics' outputs besides ``pl_module.log``: history files and TensorBoard extras.
+
+- :func:`write_history` writes ``info_metrics.csv`` and ``info_metrics.json``, each whole to a
+  temporary name and renamed over the old one (a job killed while writing leaves the
+  previous complete file).
+- :func:`write_tensorboard` adds the custom-scalars layout (once) and one
+  information-plane figure per estimator to the first TensorBoardLogger.
+- :func:`mark_tensorboard_session_start` writes TensorBoard's session-start event, so that a
+  resumed run hides what a killed run logged after its checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import lightning.pytorch as pl
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
+
+HISTORY_FILES = ("info_metrics.csv", "info_metrics.json")
+
+
+def write_history(directory: Path, history: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """The whole history as CSV (one row per record) and JSON (``meta`` plus ``records``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    records = sorted(history, key=lambda r: (r["epoch"], r["estimator"]))
+    fields = list(dict.fromkeys(k for r in records for k in r))
+    with _replace_atomically(directory / "info_metrics.csv") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(records)
+    with _replace_atomically(directory / "info_metrics.json") as f:
+        json.dump({**meta, "records": records}, f, indent=1)
+
+
+def first_tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
+    loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    return loggers[0] if loggers else None
+
+
+def custom_scalars_layout(labels: Sequence[str]) -> dict[str, Any]:
+    """One chart per (estimator, quantity), one line per layer (and its bounds)."""
+    return {
+        f"info/{label}": {
+            quantity: ["Multiline", [f"info/{label}/{quantity}(_low|_high)?/.*"]]
+            for quantity in ("I_XT", "I_TY")
+        }
+        for label in labels
+    }
+
+
+def write_tensorboard(
+    logger: TensorBoardLogger,
+    history: Sequence[dict[str, Any]],
+    meta: dict[str, Any],
+    labels: Sequence[str],
+    epoch: int,
+    *,
+    layout: bool,
+    plot: bool,
+) -> None:
+    """Add the layout (when ``layout``) and, when ``plot``, the information plane of each
+    estimator ``label`` at step ``epoch``."""
+    writer = logger.experiment
+    if layout:
+        writer.add_custom_scalars(custom_scalars_layout(labels))
+    if plot:
+        from lit_infobottleneck.plotting import information_plane
+
+        for label in labels:
+            figure = information_plane(
+                history,
+                label,
+                unit=meta.get("unit", "bits"),
+                h_x=meta.get("h_x"),
+                h_y=meta.get("h_y"),
+            )
+            writer.add_figure(f"info_plane/{label}", figure, global_step=epoch, close=True)
+    writer.flush()
+
+
+def mark_tensorboard_session_start(trainer: pl.Trainer) -> bool:
+    """Write TensorBoard's session-start event at the current global step; True if written.
+
+    TensorBoard reads the second and later ``SessionLog.START`` of a run as a restart and
+    hides every earlier event at that step or later (what PyTorch's ``SummaryWriter(...,
+    purge_step=)`` writes): the scalars and figures a killed run logged after the checkpoint
+    it is resumed from. Lightning's loggers write no such marker. The event goes through
+    ``SummaryWriter._get_file_writer()``, a private PyTorch API; if it is missing, the
+    marker is skipped with a warning (a resumed run may then show those epochs twice).
+    """
+    logger = first_tensorboard(trainer)
+    if logger is None or not trainer.is_global_zero:
+        return False
+    writer = logger.experiment
+    get_file_writer = getattr(writer, "_get_file_writer", None)
+    file_writer = get_file_writer() if callable(get_file_writer) else None
+    add_event = getattr(file_writer, "add_event", None)
+    if not callable(add_event):
+        rank_zero_warn(
+            "InfoMetrics cannot mark the (re)start in TensorBoard: this PyTorch's "
+            "SummaryWriter has no `_get_file_writer().add_event`. After a resume, TensorBoard "
+            "may show the epochs logged after the checkpoint twice; the CSV/JSON history is "
+            "unaffected."
+        )
+        return False
+    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
+    add_event(
+        Event(
+            wall_time=time.time(),
+            step=trainer.global_step,
+            session_log=SessionLog(status=SessionLog.START),
+        )
+    )
+    writer.flush()
+    return True
+
+
+@contextlib.contextmanager
+def _replace_atomically(path: Path) -> Iterator[TextIO]:
+    """Open ``path.tmp`` for writing; on success, rename it to ``path`` (atomic on POSIX)."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", newline="") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)

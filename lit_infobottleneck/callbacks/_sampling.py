@@ -1,0 +1,124 @@
+"""Which validation samples InfoMetrics measures, and their gathering across DDP ranks.
+
+Samples are named by a global index: the position in the un-sharded sampler order (with a
+``DistributedSampler``, rank r's i-th sample is ``i * world + r``). A seeded random subset
+of ``max_samples`` of the indices the epoch will actually see (after ``limit_val_batches``)
+is measured, the same every epoch as long as the loader does not shuffle. Ranks with their
+own samplers (no ``DistributedSampler``) get unique ids ``position * world + rank`` that are
+not dataset indices; then the first ``max_samples`` ids that exist are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DistributedSampler, RandomSampler
+
+from lit_infobottleneck.metrics import gather_rows
+
+
+def first_loader(loaders: Any) -> Any:
+    """The measured (first) validation dataloader."""
+    return loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+
+
+def is_sharded(loader: Any, world: int) -> bool:
+    """Whether the loader's sampler is a ``DistributedSampler`` under a multi-rank run."""
+    return world > 1 and isinstance(getattr(loader, "sampler", None), DistributedSampler)
+
+
+def loader_shuffles(loader: Any) -> bool:
+    """Whether the loader draws a new order every epoch (then the subset changes too)."""
+    sampler = getattr(loader, "sampler", None)
+    return isinstance(sampler, RandomSampler) or bool(getattr(sampler, "shuffle", False))
+
+
+def global_length(loader: Any, sharded: bool) -> int | None:
+    """Number of global indices of the un-sharded sampler order, or None if unknown.
+
+    A ``DistributedSamplerWrapper``'s ``dataset`` is the wrapped user sampler, whose length
+    (not the dataset's) marks where the padding starts.
+    """
+    sampler = getattr(loader, "sampler", None)
+    try:
+        return len(sampler.dataset if sharded else sampler)
+    except (AttributeError, TypeError):
+        try:
+            return len(loader.dataset)
+        except (AttributeError, TypeError):
+            return None
+
+
+def seen_length(loader: Any, num_batches: float | int, world: int, sharded: bool) -> int | None:
+    """Global indices a validation epoch reaches with ``num_batches`` batches per rank
+    (``limit_val_batches``), or None when the batch size is unknown or all are seen."""
+    batch_size = getattr(loader, "batch_size", None)
+    if not isinstance(batch_size, int) or not isinstance(num_batches, int) or num_batches < 0:
+        return None
+    return num_batches * batch_size * (world if sharded else 1)
+
+
+def subset_mask(length: int, max_samples: int, seed: int) -> torch.Tensor:
+    """Boolean ``(length,)``: a seeded random subset of ``min(length, max_samples)`` indices."""
+    gen = torch.Generator().manual_seed(seed)
+    keep = torch.zeros(length, dtype=torch.bool)
+    keep[torch.randperm(length, generator=gen)[:max_samples]] = True
+    return keep
+
+
+def batch_selection(
+    position: int,
+    size: int,
+    world: int,
+    rank: int,
+    keep: torch.Tensor | None,
+    max_samples: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(global indices (size,), mask (size,))`` of a batch starting at ``position`` on
+    ``rank``: which of its rows are measured."""
+    positions = torch.arange(position, position + size)
+    indices = positions * world + rank if world > 1 else positions
+    if keep is None:  # each rank's first max_samples; the gather keeps the first ids
+        return indices, positions < max_samples
+    inside = indices < keep.shape[0]
+    return indices, inside & keep[indices.clamp(max=max(keep.shape[0] - 1, 0))]
+
+
+def gather_captures(
+    strategy: Any,
+    world: int,
+    local: dict[str, torch.Tensor],
+    max_samples: int,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """All ranks' captures in global index order, each sample once (``local["index"]``
+    holds the global indices; the DistributedSampler's padding repeats some), at most
+    ``max_samples``. A tensor whose row count differs from the index count comes back
+    empty ``(0, ...)``."""
+    if world == 1:
+        gathered = local
+    else:
+        gathered = {
+            key: torch.cat(gather_rows(value.to(strategy.root_device))).to(device)
+            for key, value in local.items()
+        }
+    order = torch.argsort(gathered["index"])
+    index = gathered["index"][order]
+    unique = torch.ones_like(index, dtype=torch.bool)
+    unique[1:] = index[1:] != index[:-1]
+    keep = order[unique][:max_samples]
+    count = gathered["index"].shape[0]
+    return {
+        key: value[keep] if value.shape[0] == count else value[:0]
+        for key, value in gathered.items()
+    }
+
+
+def concatenate(
+    parts: list[torch.Tensor], device: torch.device, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """``torch.cat(parts)`` on ``device``; an empty ``(0,)`` tensor of ``dtype`` if none."""
+    if parts:
+        return torch.cat(parts).to(device)
+    return torch.zeros(0, dtype=dtype or torch.float32, device=device)
