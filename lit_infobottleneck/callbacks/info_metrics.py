@@ -316,6 +316,10 @@ class InfoMetrics(Callback):
         for key in self._legacy_state_keys():
             if key in states:
                 states[self.state_key] = states[key]
+                rank_zero_info(
+                    "InfoMetrics restores its history from a checkpoint of version 0.1.0 "
+                    "(Lightning's warning about a missing callback names that older key)."
+                )
                 return
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -563,9 +563,38 @@ def test_bootstrap_bounds_are_logged_and_ordered(bootstrap_run):
             assert metric == pytest.approx(value[key], rel=F32, abs=F32)
 
 
-def test_bootstrap_bounds_bracket_the_estimate(bootstrap_run):
-    rows, _ = bootstrap_run
-    for row in rows:
-        for quantity in QUANTITIES:
-            low, high = float(row[f"{quantity}_low"]), float(row[f"{quantity}_high"])
-            assert low <= float(row[quantity]) <= high, (row["estimator"], row["layer"], quantity)
+# ---------------------------------------------------------------------------- session start
+
+
+def _session_starts(log_dir: Path) -> list[int]:
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.compat.proto.event_pb2 import SessionLog
+
+    steps = []
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                steps.append(event.step)
+    return steps
+
+
+def test_the_session_start_marker_is_written_at_train_start(tmp_path):
+    logger = TensorBoardLogger(save_dir=tmp_path, name="tb", version=0)
+    _fit(tmp_path, [InfoMetrics(layers=list(LAYERS), plot=False)], logger=logger, max_epochs=1)
+    assert _session_starts(Path(logger.log_dir)) == [0]
+
+
+def test_without_the_private_writer_api_the_marker_is_skipped_with_a_warning(tmp_path):
+    from types import SimpleNamespace
+
+    from lit_infobottleneck.callbacks._outputs import mark_tensorboard_session_start
+
+    class WriterOfAnotherPyTorch:  # a SummaryWriter whose private _get_file_writer moved
+        def flush(self):
+            raise AssertionError("nothing was written, so nothing needs flushing")
+
+    logger = TensorBoardLogger(save_dir=tmp_path, name="tb", version=0)
+    logger._experiment = WriterOfAnotherPyTorch()
+    trainer = SimpleNamespace(loggers=[logger], is_global_zero=True, global_step=7)
+    with pytest.warns(UserWarning, match="cannot mark the \\(re\\)start in TensorBoard"):
+        assert mark_tensorboard_session_start(trainer) is False
