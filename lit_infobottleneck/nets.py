@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lit_infobottleneck._checks import check_choice, check_int, check_positive
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -31,14 +33,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 def make_activation(name: str, field: str = "activation") -> nn.Module:
     """An activation module by name; unknown names raise a ``ValueError`` listing the choices."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown `{field}` {name!r}; choose one of: {', '.join(ACTIVATIONS)}.")
-    return ACTIVATIONS[name]()
-
-
-def _check_size(value: int, field: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{field}` must be a positive integer, got {value!r}.")
+    return ACTIVATIONS[check_choice(name, field, ACTIVATIONS)]()
 
 
 def _check_features(x: torch.Tensor, expected: int, owner: str) -> torch.Tensor:
@@ -67,11 +62,10 @@ class MLPEncoder(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        _check_size(in_features, "in_features")
+        in_features = check_int(in_features, "in_features", 1)
         if isinstance(hidden_sizes, int) or len(hidden_sizes) == 0:
             raise ValueError("`hidden_sizes` must list at least one layer width.")
-        for i, width in enumerate(hidden_sizes):
-            _check_size(width, f"hidden_sizes[{i}]")
+        hidden_sizes = [check_int(w, f"hidden_sizes[{i}]", 1) for i, w in enumerate(hidden_sizes)]
         self.in_features = in_features
         self.out_features = hidden_sizes[-1]
         layers: list[nn.Module] = []
@@ -101,13 +95,13 @@ class CNNEncoder(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        _check_size(in_channels, "in_channels")
-        _check_size(out_features, "out_features")
+        in_channels = check_int(in_channels, "in_channels", 1)
+        out_features = check_int(out_features, "out_features", 1)
         height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
         blocks: list[nn.Module] = []
         previous = in_channels
         for i, c in enumerate(channels):
-            _check_size(c, f"channels[{i}]")
+            c = check_int(c, f"channels[{i}]", 1)
             blocks += [
                 nn.Conv2d(previous, c, kernel_size=3, padding=1),
                 make_activation(activation),
@@ -163,8 +157,8 @@ class DeterministicBottleneck(nn.Module):
 
     def __init__(self, in_features: int, latent_dim: int, activation: str = "identity") -> None:
         super().__init__()
-        _check_size(in_features, "in_features")
-        _check_size(latent_dim, "latent_dim")
+        in_features = check_int(in_features, "in_features", 1)
+        latent_dim = check_int(latent_dim, "latent_dim", 1)
         self.in_features, self.latent_dim = in_features, latent_dim
         self.linear = nn.Linear(in_features, latent_dim)
         self.activation = make_activation(activation)
@@ -193,19 +187,11 @@ class GaussianBottleneck(nn.Module):
         min_std: float = 1e-4,
     ) -> None:
         super().__init__()
-        _check_size(in_features, "in_features")
-        _check_size(latent_dim, "latent_dim")
-        _check_size(num_samples, "num_samples")
-        if not isinstance(eval_num_samples, int) or isinstance(eval_num_samples, bool):
-            raise ValueError(
-                f"`eval_num_samples` must be an integer >= 0, got {eval_num_samples!r}."
-            )
-        if eval_num_samples < 0:
-            raise ValueError(
-                f"`eval_num_samples` must be an integer >= 0, got {eval_num_samples!r}."
-            )
-        if not (isinstance(min_std, (int, float)) and 0 < min_std < math.inf):
-            raise ValueError(f"`min_std` must be a finite number > 0, got {min_std!r}.")
+        in_features = check_int(in_features, "in_features", 1)
+        latent_dim = check_int(latent_dim, "latent_dim", 1)
+        num_samples = check_int(num_samples, "num_samples", 1)
+        eval_num_samples = check_int(eval_num_samples, "eval_num_samples", 0)
+        min_std = check_positive(min_std, "min_std")
         self.in_features, self.latent_dim = in_features, latent_dim
         self.num_samples, self.eval_num_samples = num_samples, eval_num_samples
         self.min_std = min_std
@@ -242,13 +228,9 @@ class NoisyBottleneck(nn.Module):
         noisy_eval: bool = False,
     ) -> None:
         super().__init__()
-        _check_size(in_features, "in_features")
-        _check_size(latent_dim, "latent_dim")
-        valid = isinstance(init_noise_var, (int, float)) and not isinstance(init_noise_var, bool)
-        if not (valid and 0 < init_noise_var < math.inf):
-            raise ValueError(
-                f"`init_noise_var` must be a finite number > 0, got {init_noise_var!r}."
-            )
+        in_features = check_int(in_features, "in_features", 1)
+        latent_dim = check_int(latent_dim, "latent_dim", 1)
+        check_positive(init_noise_var, "init_noise_var")
         self.in_features, self.latent_dim = in_features, latent_dim
         self.noisy_eval = noisy_eval
         self.linear = nn.Linear(in_features, latent_dim)
@@ -277,9 +259,8 @@ class ClassifierHead(nn.Module):
 
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
-        _check_size(in_features, "in_features")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}.")
+        in_features = check_int(in_features, "in_features", 1)
+        num_classes = check_int(num_classes, "num_classes", 2)
         self.in_features, self.num_classes = in_features, num_classes
         self.linear = nn.Linear(in_features, num_classes)
 
@@ -306,16 +287,14 @@ class Decoder(nn.Module):
         likelihood: str = "gaussian",
     ) -> None:
         super().__init__()
-        _check_size(in_features, "in_features")
-        _check_size(out_features, "out_features")
-        if likelihood not in self.LIKELIHOODS:
-            choices = ", ".join(self.LIKELIHOODS)
-            raise ValueError(f"unknown `likelihood` {likelihood!r}; choose one of: {choices}.")
+        in_features = check_int(in_features, "in_features", 1)
+        out_features = check_int(out_features, "out_features", 1)
+        check_choice(likelihood, "likelihood", self.LIKELIHOODS)
         self.in_features, self.out_features, self.likelihood = in_features, out_features, likelihood
         layers: list[nn.Module] = []
         previous = in_features
         for i, width in enumerate(hidden_sizes):
-            _check_size(width, f"hidden_sizes[{i}]")
+            width = check_int(width, f"hidden_sizes[{i}]", 1)
             layers += [nn.Linear(previous, width), make_activation(activation)]
             previous = width
         layers.append(nn.Linear(previous, out_features))

@@ -8,7 +8,6 @@ optimizer step), so a resumed run sees exactly the values of an uninterrupted on
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -16,16 +15,10 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from lit_infobottleneck._checks import check_choice, check_int, check_weight
+
 SCHEDULES = ("constant", "linear", "exponential")
 INTERVALS = ("epoch", "step")
-
-
-def _check_number(value: float, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"`{field}` must be a number >= 0, got {value!r}.")
-    if math.isinf(value):
-        raise ValueError(f"`{field}` must be finite, got {value!r}.")
-    return float(value)
 
 
 class BetaSchedule(Callback):
@@ -67,20 +60,13 @@ class BetaSchedule(Callback):
     ) -> None:
         if not isinstance(weight, str) or not weight.isidentifier():
             raise ValueError(f"`weight` must be an attribute name, got {weight!r}.")
-        if schedule not in SCHEDULES:
-            raise ValueError(
-                f"unknown `schedule` {schedule!r}; choose one of: {', '.join(SCHEDULES)}."
-            )
-        if interval not in INTERVALS:
-            raise ValueError(
-                f"unknown `interval` {interval!r}; choose one of: {', '.join(INTERVALS)}."
-            )
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ValueError(f"`warmup` must be an integer >= 0, got {warmup!r}.")
+        check_choice(schedule, "schedule", SCHEDULES)
+        check_choice(interval, "interval", INTERVALS)
+        warmup = check_int(warmup, "warmup", 0)
         if not isinstance(target, str):
             raise ValueError(f"`target` must be a dotted attribute path, got {target!r}.")
-        start = _check_number(start, "start")
-        end = _check_number(end, "end")
+        start = check_weight(start, "start")
+        end = check_weight(end, "end")
         if schedule == "exponential" and not (start > 0 and end > 0):
             raise ValueError(
                 f"the exponential schedule needs `start` > 0 and `end` > 0, got start={start!r}, "

@@ -7,26 +7,13 @@ the three datasets and the indices that made them.
 
 from __future__ import annotations
 
-import math
-import numbers
 from pathlib import PurePath
 
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-
-def check_int(value: object, name: str, minimum: int) -> None:
-    """Raise a ``ValueError`` unless ``value`` is an integer ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-
-
-def check_fraction(value: object, name: str) -> None:
-    """Raise a ``ValueError`` unless ``value`` is a number strictly between 0 and 1."""
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (is_number and math.isfinite(value) and 0 < value < 1):
-        raise ValueError(f"`{name}` must be a number strictly between 0 and 1, got {value!r}.")
+from lit_infobottleneck._checks import check_int
 
 
 class SplitDataModule(LightningDataModule):
@@ -44,10 +31,9 @@ class SplitDataModule(LightningDataModule):
 
     def __init__(self, batch_size: int, num_workers: int, seed: int) -> None:
         super().__init__()
-        check_int(batch_size, "batch_size", 1)
-        check_int(num_workers, "num_workers", 0)
-        check_int(seed, "seed", 0)
-        self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
+        self.batch_size = check_int(batch_size, "batch_size", 1)
+        self.num_workers = check_int(num_workers, "num_workers", 0)
+        self.seed = check_int(seed, "seed", 0)
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None

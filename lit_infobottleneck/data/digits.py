@@ -23,7 +23,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, TensorDataset
 
-from lit_infobottleneck.data._base import SplitDataModule, check_fraction
+from lit_infobottleneck._checks import check_fraction
+from lit_infobottleneck.data._base import SplitDataModule
 
 NUM_DIGITS = 1797
 

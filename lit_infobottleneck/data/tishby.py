@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from lit_infobottleneck.data._base import SplitDataModule, check_fraction
+from lit_infobottleneck._checks import check_choice, check_fraction
+from lit_infobottleneck.data._base import SplitDataModule
 
 NUM_BITS = 12
 NUM_PATTERNS = 2**NUM_BITS
@@ -140,10 +141,7 @@ class TishbyDataModule(SplitDataModule):
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         check_fraction(train_fraction, "train_fraction")
-        if val_split not in VAL_SPLITS:
-            raise ValueError(
-                f"unknown `val_split` {val_split!r}; choose one of: {', '.join(VAL_SPLITS)}."
-            )
+        check_choice(val_split, "val_split", VAL_SPLITS)
         self.save_hyperparameters()
         self._plain_hparams()
         self.train_fraction = float(train_fraction)

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lit_infobottleneck.data._base import SplitDataModule, check_int
+from lit_infobottleneck._checks import check_choice, check_int
+from lit_infobottleneck.data._base import SplitDataModule
 
 OFFICIAL_TEST_SIZE = 10_000
 
@@ -146,10 +147,7 @@ class TorchvisionDataModule(SplitDataModule):
         test_size: int | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
-        if dataset not in DATASETS:
-            raise ValueError(
-                f"unknown `dataset` {dataset!r}; choose one of: {', '.join(DATASETS)}."
-            )
+        check_choice(dataset, "dataset", DATASETS)
         info = DATASETS[dataset]
         if split_test_set:
             val_size = 1000 if val_size is None else val_size

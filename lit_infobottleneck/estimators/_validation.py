@@ -6,10 +6,25 @@ the same way everywhere: a ``ValueError`` that names the argument and says what 
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
+
+# The scalar checks live in lit_infobottleneck._checks; re-exported for the estimators.
+from lit_infobottleneck._checks import check_bool, check_positive
+from lit_infobottleneck._checks import check_int as check_int_at_least
+
+__all__ = [
+    "as_codes",
+    "as_labels",
+    "as_samples",
+    "as_tensor",
+    "check_bool",
+    "check_int_at_least",
+    "check_positive",
+    "check_same_length",
+    "is_integer_tensor",
+    "resolve_discrete",
+    "standardize_columns",
+]
 
 _INTEGER_DTYPES = (
     torch.bool,
@@ -117,27 +132,6 @@ def check_same_length(x: torch.Tensor, y: torch.Tensor, x_name: str, y_name: str
             f"`{x_name}` has {x.shape[0]} samples but `{y_name}` has {y.shape[0]}; "
             "pass paired samples (row i of each from the same example)."
         )
-
-
-def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
-    """Raise if a parameter is not a positive (or non-negative) finite number."""
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = is_number and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
-
-
-def check_int_at_least(value: int, name: str, minimum: int) -> None:
-    """Raise if an integer parameter is below its minimum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-
-
-def check_bool(value: bool, name: str) -> None:
-    """Raise unless a switch is ``True`` or ``False`` (a string such as "no" is truthy)."""
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False, got {value!r}.")
 
 
 def resolve_discrete(y: torch.Tensor, discrete: bool | None) -> bool:

@@ -66,12 +66,3 @@ class Objective(nn.Module):
 
     def forward(self, out: ModelOutput) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
-
-
-def check_weight(value: float, name: str) -> float:
-    """Return ``value`` as float if it is a finite number >= 0, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"`{name}` must be a number >= 0, got {value!r}.")
-    if value == float("inf"):
-        raise ValueError(f"`{name}` must be finite, got {value!r}.")
-    return float(value)

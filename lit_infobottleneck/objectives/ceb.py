@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lit_infobottleneck.objectives.base import ModelOutput, Objective, check_weight, cross_entropy
+from lit_infobottleneck._checks import check_int, check_weight
+from lit_infobottleneck.objectives.base import ModelOutput, Objective, cross_entropy
 from lit_infobottleneck.objectives.vib import _gaussian_params
 
 
@@ -69,9 +70,8 @@ class CEB(Objective):
 
     def bind(self, *, latent_dim: int, input_shape: Sequence[int] | None, num_classes: int) -> None:
         """Create the class means ``mu`` ``(num_classes, latent_dim)`` (kept if already bound)."""
-        for name, value in (("latent_dim", latent_dim), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        latent_dim = check_int(latent_dim, "latent_dim", 1)
+        num_classes = check_int(num_classes, "num_classes", 1)
         if self.mu is not None and tuple(self.mu.shape) == (num_classes, latent_dim):
             return
         self.mu = nn.Parameter(torch.zeros(num_classes, latent_dim))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import torch
 
+from lit_infobottleneck._checks import check_weight
 from lit_infobottleneck.estimators._kernels import check_sigma
 from lit_infobottleneck.estimators.hsic import SIGMA_RULES, normalized_hsic
-from lit_infobottleneck.objectives.base import ModelOutput, Objective, check_weight, cross_entropy
+from lit_infobottleneck.objectives.base import ModelOutput, Objective, cross_entropy
 
 
 class HSICBottleneck(Objective):

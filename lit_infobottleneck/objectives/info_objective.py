@@ -20,14 +20,9 @@ from collections.abc import Sequence
 
 import torch
 
+from lit_infobottleneck._checks import check_choice, check_positive, check_weight
 from lit_infobottleneck.nets import Decoder
-from lit_infobottleneck.objectives.base import ModelOutput, Objective, check_weight, cross_entropy
-
-
-def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
-        raise ValueError(f"`eps` must be a finite number > 0, got {eps!r}.")
-    return float(eps)
+from lit_infobottleneck.objectives.base import ModelOutput, Objective, cross_entropy
 
 
 def gaussian_class_conditional_entropy(
@@ -49,7 +44,7 @@ def gaussian_class_conditional_entropy(
     covariance is below log det of the true one, and with ``n_y <= K`` the ``eps`` ridge
     fills the missing directions), so use batches with many vectors per class.
     """
-    eps = _check_eps(eps)
+    eps = check_positive(eps, "eps")
     if z.dim() != 2:
         raise ValueError(f"`z` must have shape (N, K), got {tuple(z.shape)}.")
     if y.dim() != 1 or y.shape[0] != z.shape[0]:
@@ -116,12 +111,9 @@ class InfoObjective(Objective):
         super().__init__()
         self.lambda1 = check_weight(lambda1, "lambda1")
         self.lambda2 = check_weight(lambda2, "lambda2")
-        if likelihood not in Decoder.LIKELIHOODS:
-            choices = ", ".join(Decoder.LIKELIHOODS)
-            raise ValueError(f"unknown `likelihood` {likelihood!r}; choose one of: {choices}.")
-        self.likelihood = likelihood
+        self.likelihood = check_choice(likelihood, "likelihood", Decoder.LIKELIHOODS)
         self.decoder_hidden = tuple(decoder_hidden)
-        self.eps = _check_eps(eps)
+        self.eps = check_positive(eps, "eps")
         self.decoder: Decoder | None = None
 
     def bind(self, *, latent_dim: int, input_shape: Sequence[int] | None, num_classes: int) -> None:

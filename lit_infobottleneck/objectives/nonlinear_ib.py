@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import torch
 
+from lit_infobottleneck._checks import check_weight
 from lit_infobottleneck.estimators.kde import kde_mutual_information
 from lit_infobottleneck.nets import NoisyBottleneck
-from lit_infobottleneck.objectives.base import ModelOutput, Objective, check_weight, cross_entropy
+from lit_infobottleneck.objectives.base import ModelOutput, Objective, cross_entropy
 
 
 def _shared_noise_var(std: torch.Tensor | None) -> torch.Tensor:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import torch
 
+from lit_infobottleneck._checks import check_weight
 from lit_infobottleneck.nets import Representation
-from lit_infobottleneck.objectives.base import ModelOutput, Objective, check_weight, cross_entropy
+from lit_infobottleneck.objectives.base import ModelOutput, Objective, cross_entropy
 
 
 def _gaussian_params(rep: Representation, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
