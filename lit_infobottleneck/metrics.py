@@ -3,12 +3,15 @@ estimate once in ``compute()``.
 
 States are ``cat`` lists of detached rows, capped at ``max_samples`` so memory stays bounded.
 Under DDP the rows of every rank are gathered, uneven counts and ranks that saw nothing
-included, and every rank computes the same value as one process would on the concatenation.
+included; the first rank of the process group estimates on the concatenation and broadcasts
+the value (or its exception), so every rank returns what one process would.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,7 +23,8 @@ from torchmetrics.utilities.distributed import gather_all_tensors
 from lit_infobottleneck.estimators import Estimator, get_estimator
 from lit_infobottleneck.estimators._validation import check_int_at_least
 
-_UNITS = ("nats", "bits")
+# Units compute() can convert an estimator's nats to.
+_INFORMATION_UNITS = ("nats", "bits")
 
 # Dtypes a row state can have, indexed so that ranks can tell each other theirs in a tensor.
 _DTYPES = (
@@ -79,6 +83,65 @@ def gather_rows(result: Tensor, group: Any | None = None) -> list[Tensor]:
     return gather_all_tensors(result, group)
 
 
+def _check_unit(unit: str | None, estimator: Estimator) -> None:
+    """``unit`` must be ``None``, the estimator's own unit, or bits/nats of a nats estimator."""
+    if unit is None or unit == estimator.unit:
+        return
+    if estimator.unit == "nats":
+        if unit not in _INFORMATION_UNITS:
+            raise ValueError(
+                f"`unit` must be None (nats) or one of {_INFORMATION_UNITS}, got {unit!r}."
+            )
+        return
+    if unit in _INFORMATION_UNITS:
+        raise ValueError(
+            f"`unit={unit!r}` does not apply to the {estimator.name} estimator, whose scores "
+            f"are unitless {estimator.unit}, not information in nats; pass unit=None (or "
+            f"{estimator.unit!r}) to get the score as it is."
+        )
+    raise ValueError(
+        f"`unit` must be None or {estimator.unit!r} for the {estimator.name} estimator, "
+        f"got {unit!r}."
+    )
+
+
+def _round_trips(err: Exception) -> bool:
+    """Whether ``err`` unpickles to an exception of the same type and message."""
+    try:
+        rebuilt = pickle.loads(pickle.dumps(err))
+    except Exception:  # any failure means: send a RuntimeError instead
+        return False
+    return type(rebuilt) is type(err) and str(rebuilt) == str(err)
+
+
+def _compute_on_first_rank(
+    estimate: Callable[[], Tensor], group: Any, device: torch.device
+) -> Tensor:
+    """Run ``estimate`` on the group's rank 0 only and give its value to every rank.
+
+    Rank 0 broadcasts the value as a Python float (exact for float64) or the exception it
+    raised; the other ranks return the value as a 0-d float64 tensor on ``device`` or raise
+    the same exception (a ``RuntimeError`` naming type and message when it cannot be
+    unpickled), so no rank waits for a broadcast that will not come.
+    """
+    src = torch.distributed.get_global_rank(group, 0)
+    if torch.distributed.get_rank(group) == 0:
+        try:
+            value = estimate()
+            payload: list[Any] = [value.item()]
+        except Exception as err:
+            sent = err if _round_trips(err) else RuntimeError(f"{type(err).__qualname__}: {err}")
+            torch.distributed.broadcast_object_list([sent], src=src, group=group)
+            raise
+        torch.distributed.broadcast_object_list(payload, src=src, group=group)
+        return value
+    payload = [None]
+    torch.distributed.broadcast_object_list(payload, src=src, group=group)
+    if isinstance(payload[0], Exception):
+        raise payload[0]
+    return torch.tensor(payload[0], dtype=torch.float64, device=device)
+
+
 def _resolve_estimator(estimator: Estimator | str | dict[str, Any]) -> Estimator:
     if isinstance(estimator, Estimator):
         return estimator
@@ -110,13 +173,23 @@ class MutualInformation(Metric):
             ``max_samples`` of them. Every rank thus returns the value one process gives on
             that concatenation; once rank 0 alone fills the cap, only its rows are used.
         discrete_y: passed to the estimator; ``None`` treats an integer/bool ``y`` as labels.
-        unit: ``"nats"`` or ``"bits"``; only the output of ``compute()`` is converted.
+        unit: the unit of ``compute()``'s value. ``None`` (default): the estimator's own
+            unit, :attr:`Estimator.unit` (nats for every mutual-information estimator).
+            ``"nats"`` or ``"bits"`` for estimators in nats; only ``compute()``'s output is
+            converted. The HSIC family scores unitless dependence (``"nHSIC"``/``"HSIC"``),
+            so ``"nats"``/``"bits"`` raise a ``ValueError`` there. :attr:`result_unit`
+            names the unit of the value.
         kwargs: :class:`torchmetrics.Metric` options (``dist_sync_fn`` replaces the gathering
-            that handles ranks with no samples).
+            that handles ranks with no samples; ``process_group`` also sets the group whose
+            rank 0 estimates and broadcasts; with ``sync_on_compute=False`` each rank
+            estimates on its own rows).
 
     ``update(x, y)``: ``x`` ``(n, ...)`` is flattened per sample to ``(n, d)`` (float32 unless
     it is float64); ``y`` ``(n,)`` keeps its shape and dtype (integer labels stay integer),
-    ``(n, ...)`` is flattened to ``(n, k)``. ``compute()``: 0-d float64 tensor in ``unit``.
+    ``(n, ...)`` is flattened to ``(n, k)``. ``compute()``: 0-d float64 tensor in
+    :attr:`result_unit`; when the states are synced across more than one process, only the
+    group's rank 0 runs the estimator (a neural bound trains one critic, not one per rank)
+    and broadcasts the value, or re-raises its exception on every rank.
     Duplicate samples (e.g. the padding of ``DistributedSampler``) are counted like any other.
     """
 
@@ -133,21 +206,25 @@ class MutualInformation(Metric):
         estimator: Estimator | str | dict[str, Any],
         max_samples: int | None = 4096,
         discrete_y: bool | None = None,
-        unit: str = "nats",
+        unit: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dist_sync_fn", gather_rows)
         super().__init__(**kwargs)
         if max_samples is not None:
             check_int_at_least(max_samples, "max_samples", 1)
-        if unit not in _UNITS:
-            raise ValueError(f"`unit` must be one of {_UNITS}, got {unit!r}.")
         self.estimator = _resolve_estimator(estimator)
+        _check_unit(unit, self.estimator)
         self.max_samples = max_samples
         self.discrete_y = discrete_y
         self.unit = unit
         self.add_state("x", default=[], dist_reduce_fx="cat")
         self.add_state("y", default=[], dist_reduce_fx="cat")
+
+    @property
+    def result_unit(self) -> str:
+        """Unit of ``compute()``'s value: ``"nats"``/``"bits"``, or the estimator's own unit."""
+        return self.estimator.unit if self.unit is None else self.unit
 
     def update(self, x: Tensor, y: Tensor) -> None:
         """Store the rows of ``x`` ``(n, ...)`` and ``y`` ``(n, ...)`` until the cap is reached."""
@@ -189,7 +266,7 @@ class MutualInformation(Metric):
         self.update(x, y)
 
     def compute(self) -> Tensor:
-        """I(X;Y) of the stored rows (at most ``max_samples``): 0-d float64, nats or bits."""
+        """I(X;Y) of the stored rows (at most ``max_samples``): 0-d float64 in ``result_unit``."""
         # Empty: a list with no update, or a (0,) tensor after syncing ranks that all saw nothing.
         if len(self.x) == 0:
             raise ValueError(
@@ -199,9 +276,29 @@ class MutualInformation(Metric):
         x, y = dim_zero_cat(self.x), dim_zero_cat(self.y)
         if self.max_samples is not None:
             x, y = x[: self.max_samples], y[: self.max_samples]
+        group = self._broadcast_group()
+        if group is None:
+            return self._estimate(x, y)
+        return _compute_on_first_rank(lambda: self._estimate(x, y), group, x.device)
+
+    def _estimate(self, x: Tensor, y: Tensor) -> Tensor:
         mi = self.estimator.mutual_information(x, y, discrete_y=self.discrete_y)
         mi = mi.to(torch.float64)
         return mi / math.log(2) if self.unit == "bits" else mi
+
+    def _broadcast_group(self) -> Any | None:
+        """The process group to broadcast ``compute()``'s value over, or ``None``.
+
+        A group only when the states were synced (torchmetrics sets ``_is_synced`` while
+        ``compute()`` runs on gathered states; not with ``sync_on_compute=False``) over more
+        than one process: then every rank holds the same rows.
+        """
+        if not (self._is_synced and torch.distributed.is_available()):
+            return None
+        if not torch.distributed.is_initialized():
+            return None
+        group = self.process_group or torch.distributed.group.WORLD
+        return group if torch.distributed.get_world_size(group) > 1 else None
 
     def _reduce_states(self, incoming_state: dict[str, Any]) -> None:
         # forward() and merge_state() append the batch state to the accumulated one: re-apply

@@ -12,7 +12,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lit_infobottleneck.estimators import GaussianEstimator, gaussian_mutual_information
+from lit_infobottleneck.estimators import (
+    GaussianEstimator,
+    HSICEstimator,
+    gaussian_mutual_information,
+)
 from lit_infobottleneck.metrics import MutualInformation
 
 N0, N1, D = 700, 333, 3
@@ -120,6 +124,37 @@ def test_bits(discrete):
     assert bits.compute().dtype == torch.float64
 
 
+def test_result_unit_of_mi_estimators():
+    assert MutualInformation("gaussian").result_unit == "nats"
+    assert MutualInformation("gaussian", unit="nats").result_unit == "nats"
+    assert MutualInformation("gaussian", unit="bits").result_unit == "bits"
+
+
+@pytest.mark.parametrize(("normalized", "native"), [(True, "nHSIC"), (False, "HSIC")])
+def test_hsic_keeps_its_native_unit(normalized, native):
+    """HSIC scores are unitless: compute() returns them as they are and says so."""
+    x, _, _ = _data(300)
+    spec = {"name": "hsic", "normalized": normalized}
+    m = MutualInformation(spec)
+    m.update(x, x)  # y = x: nHSIC is exactly 1
+    assert m.result_unit == native
+    expected = HSICEstimator(normalized=normalized).mutual_information(x, x)
+    assert m.compute().item() == expected.item()
+    if normalized:
+        assert m.compute().item() == pytest.approx(1.0, abs=1e-12)
+    named = MutualInformation(spec, unit=native)  # naming the native unit is allowed
+    named.update(x, x)
+    assert named.result_unit == native
+    assert named.compute().item() == m.compute().item()
+
+
+@pytest.mark.parametrize("unit", ["bits", "nats"])
+def test_hsic_rejects_information_units(unit):
+    """nHSIC is no information quantity: dividing it by ln 2 (1.0 -> 1.44 'bits') mislabels it."""
+    with pytest.raises(ValueError, match=rf"`unit='{unit}'` does not apply to the hsic"):
+        MutualInformation({"name": "hsic"}, unit=unit)
+
+
 def test_reset():
     x, t, _ = _data()
     m = MutualInformation("gaussian")
@@ -149,6 +184,7 @@ def test_compute_without_samples_raises():
         ({"estimator": {"name": "gaussian", "bins": 3}}, ValueError, "unknown parameter"),
         ({"estimator": 3}, TypeError, "estimator"),
         ({"estimator": "gaussian", "unit": "bit"}, ValueError, "unit"),
+        ({"estimator": "gaussian", "unit": "nHSIC"}, ValueError, "unit"),
         ({"estimator": "gaussian", "max_samples": 0}, ValueError, "max_samples"),
     ],
 )
