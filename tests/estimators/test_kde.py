@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from lit_infobottleneck.estimators import get_estimator
 from lit_infobottleneck.estimators.kde import (
     KDEEstimator,
     kde_entropy,
@@ -121,3 +122,20 @@ def test_bad_parameters_and_input():
         KDEEstimator(bound="middle")
     with pytest.raises(ValueError, match="`t` has 3 samples but `y` has 2"):
         kde_mutual_information(torch.randn(3, 2), torch.arange(2))
+
+
+def test_continuous_y_is_grouped_by_distinct_rows_as_the_readme_says():
+    # KDE treats y as discrete: distinct continuous rows are distinct groups, so with all
+    # rows distinct it measures I(X + noise; row identity), the value of labels 0..n-1.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 2, generator=gen)
+    y = x[:, :1] + 0.1 * torch.randn(200, 1, generator=gen)
+    estimator = get_estimator("kde", noise_var=0.1)
+    by_rows = estimator.mutual_information(x, y)
+    assert float(by_rows) == pytest.approx(
+        float(estimator.mutual_information(x, torch.arange(200))), rel=1e-12
+    )
+    repeated = torch.cat([y[:100], y[:100]])  # 100 distinct rows, each twice
+    assert float(estimator.mutual_information(torch.cat([x[:100], x[:100]]), repeated)) == (
+        pytest.approx(float(estimator.mutual_information(x[:100], torch.arange(100))), rel=1e-9)
+    )
