@@ -7,8 +7,15 @@
 
 Models and data are chosen by ``class_path`` (short names work: ``--model
 InfoBottleneckClassifier``, ``--data DigitsDataModule``); ``data.num_classes`` and
-``data.input_shape`` are linked into the model. Errors in the configuration, the data or an
-estimator's parameters end the run with one line (``LIT_IB_DEBUG=1`` shows the traceback).
+``data.input_shape`` are linked into the model.
+
+Errors of the user's making end the run with one line on stderr and exit code 2, followed by
+``(set LIT_IB_DEBUG=1 for the traceback)``: errors found while the configuration is parsed
+and its classes are built (unknown keys or values, a constructor's ``ValueError``, a missing
+``--ckpt_path`` file), errors of the data module's ``prepare_data``/``setup`` (missing or
+unreadable dataset files) and any ``MisconfigurationException``. Any other error raised while
+the subcommand runs (in a training or validation step, a hook, an estimate) is a bug, not a
+configuration problem: it propagates with its full traceback (exit code 1).
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -33,8 +41,18 @@ from lit_infobottleneck.module import InfoBottleneckClassifier
 
 log = logging.getLogger("lit_infobottleneck.cli")
 
-#: Exceptions that mean "the user's configuration or data is wrong": one line, no traceback.
+#: Exceptions that mean "the user's configuration is wrong" when raised while the CLI parses
+#: the configuration and builds its classes: one line, no traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, MisconfigurationException, KeyError, TypeError)
+#: Exceptions that mean "the data is missing or unreadable" when raised by a data module's
+#: ``prepare_data`` or ``setup`` while the subcommand runs.
+DATA_ERRORS = (ValueError, OSError)
+#: The Trainer methods that run the subcommands: an error raised inside them is a run error.
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+DATA_HOOKS = ("prepare_data", "setup")
+DEBUG_HINT = "(set LIT_IB_DEBUG=1 for the traceback)"
+#: ``ckpt_path`` values that Lightning resolves itself (not file paths).
+SPECIAL_CKPT_PATHS = ("best", "last", "hpc", "registry")
 
 
 class InfoBottleneckCLI(LightningCLI):
@@ -47,8 +65,25 @@ class InfoBottleneckCLI(LightningCLI):
             )
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
+        ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
+        check_ckpt_path(ckpt_path)
+        if self.subcommand == "fit" and ckpt_path == "last":
             continue_last_version(self.config.fit.trainer)
+
+
+def check_ckpt_path(ckpt_path: str | os.PathLike | None) -> None:
+    """Refuse a local ``--ckpt_path`` that does not exist before anything is built (Lightning
+    would find out inside ``fit``/``test``, after the data was prepared)."""
+    if ckpt_path is None:
+        return
+    ckpt_path = str(ckpt_path)
+    if ckpt_path.split(":", 1)[0] in SPECIAL_CKPT_PATHS or "://" in ckpt_path:
+        return
+    if not Path(ckpt_path).exists():  # a directory is a sharded (FSDP, DeepSpeed) checkpoint
+        raise FileNotFoundError(
+            f"`ckpt_path` {ckpt_path!r} does not exist; pass the path of a checkpoint such as "
+            "runs/<name>/version_<N>/checkpoints/last.ckpt, or one of 'last', 'best'."
+        )
 
 
 #: Loggers whose ``version`` names a directory ``save_dir/name/version_N``.
@@ -105,8 +140,9 @@ def run_cli(args: Sequence[str] | None = None) -> InfoBottleneckCLI:
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of ``lit-ib`` and ``python -m lit_infobottleneck`` (exit code 2 on a
-    configuration or data error, with one line on stderr)."""
+    """Entry point of ``lit-ib`` and ``python -m lit_infobottleneck``: exit code 2 with one
+    line on stderr for a configuration or data error (see :func:`is_user_error`); any other
+    exception propagates with its traceback. ``LIT_IB_DEBUG=1`` re-raises every error."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] == "plot":
         from lit_infobottleneck.plot_command import plot_main
@@ -115,13 +151,46 @@ def main(args: Sequence[str] | None = None) -> None:
         return
     try:
         run_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
-    except USER_ERRORS as err:
-        if os.environ.get("LIT_IB_DEBUG"):
+    except Exception as err:
+        if _debug_requested() or not is_user_error(err):
             raise
         cause = _original_error(err)
         message = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
-        sys.stderr.write(f"lit-ib: error: {type(cause).__name__}: {message}\n")
+        sys.stderr.write(f"lit-ib: error: {type(cause).__name__}: {message} {DEBUG_HINT}\n")
         raise SystemExit(2) from None
+
+
+def _debug_requested() -> bool:
+    return os.environ.get("LIT_IB_DEBUG", "0") not in ("", "0")
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether ``err`` reports the user's configuration or data, not a bug: any
+    ``MisconfigurationException`` (raised on purpose, with a message for the user), one of
+    ``USER_ERRORS`` raised before the Trainer runs the subcommand (parsing, instantiation), or
+    one of ``DATA_ERRORS`` raised in a data module's ``prepare_data``/``setup``. Decided from
+    the frames of the traceback, so it holds for any model, data module or callback."""
+    if isinstance(err, MisconfigurationException):
+        return True
+    frames = _frames(err)
+    if not any(_is_method(frame, Trainer, SUBCOMMANDS) for frame in frames):
+        return isinstance(err, USER_ERRORS)
+    return isinstance(err, DATA_ERRORS) and any(
+        _is_method(frame, LightningDataModule, DATA_HOOKS) for frame in frames
+    )
+
+
+def _frames(err: BaseException) -> list[FrameType]:
+    frames, tb = [], err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return frames
+
+
+def _is_method(frame: FrameType, cls: type, names: Sequence[str]) -> bool:
+    """Whether ``frame`` runs one of the methods ``names`` of an instance of ``cls``."""
+    return frame.f_code.co_name in names and isinstance(frame.f_locals.get("self"), cls)
 
 
 def _original_error(err: BaseException) -> BaseException:

@@ -18,8 +18,10 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch.trainer.states import TrainerStatus
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lit_infobottleneck.cli import main, run_cli
+from lit_infobottleneck.cli import DEBUG_HINT, main, run_cli
+from lit_infobottleneck.module import InfoBottleneckClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -50,10 +52,22 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def lit_ib(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``python -m lit_infobottleneck ARGS`` in ``cwd``; output captured as text."""
+class BrokenStepClassifier(InfoBottleneckClassifier):
+    """A model with a bug in ``training_step``: ``--model tests.test_cli.BrokenStepClassifier``."""
+
+    def training_step(self, batch, batch_idx):
+        raise TypeError("unsupported operand in training_step (a bug, not a config error)")
+
+
+def lit_ib(
+    *args: str, cwd: Path, timeout: float = 120, import_tests: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ``python -m lit_infobottleneck ARGS`` in ``cwd``; output captured as text.
+    ``import_tests``: the ``tests`` package is importable (for class paths of test models)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     env.pop("LIT_IB_DEBUG", None)
+    if import_tests:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "lit_infobottleneck", *args],
         cwd=cwd,
@@ -92,12 +106,14 @@ def data_kind(config: Path) -> str:
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit code 2, no traceback, and one ``error:`` line naming ``fragments``; returns it."""
+    """Exit code 2, no traceback, and one ``error:`` line naming ``fragments`` and ending with
+    the LIT_IB_DEBUG hint; returns it."""
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("lit-ib: error:")]
     assert len(errors) == 1, result.stderr
     assert result.stderr.rstrip().endswith(errors[0])
+    assert errors[0].endswith(DEBUG_HINT)
     for fragment in fragments:
         assert fragment in errors[0]
     return errors[0]
@@ -227,6 +243,7 @@ def test_plot_command_error_is_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("lit-ib plot: error: no info_metrics.json")
     assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.rstrip().endswith(DEBUG_HINT)
 
 
 @pytest.mark.parametrize("stage", ["validate", "test"])
@@ -386,6 +403,84 @@ def test_constructor_errors_are_one_line(override, expected, tmp_path, monkeypat
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert errors == [errors[0]]
     assert errors[0].startswith(f"lit-ib: error: {expected}")
+    assert errors[0].endswith(DEBUG_HINT)
+
+
+def test_debug_switch_shows_the_traceback_of_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LIT_IB_DEBUG", "1")
+    override = "--model.init_args.encoder.init_args.activation=relux"
+    with pytest.raises(ValueError, match="relux"):
+        main(["fit", "--config", str(REPO / "configs" / "default.yaml"), override])
+
+
+def test_missing_checkpoint_is_one_line_before_anything_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LIT_IB_DEBUG", raising=False)
+    missing = tmp_path / "no.ckpt"
+    args = ["--config", str(REPO / "configs" / "default.yaml"), "--ckpt_path", str(missing)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]]
+    assert err[0].startswith(f"lit-ib: error: FileNotFoundError: `ckpt_path` {str(missing)!r}")
+    assert err[0].endswith(DEBUG_HINT)
+    assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------------- bugs show tracebacks
+
+
+def test_bug_in_training_step_is_not_a_user_error(tmp_path, monkeypatch, capsys):
+    """A TypeError raised while training is a bug: it propagates (Python prints the
+    traceback), it is not turned into a one-line "user error" with exit code 2."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LIT_IB_DEBUG", raising=False)
+    monkeypatch.setattr(
+        InfoBottleneckClassifier, "training_step", BrokenStepClassifier.training_step
+    )
+    args = ["fit", "--config", str(REPO / "configs" / "default.yaml"), *SHORT]
+    with pytest.raises(TypeError, match="unsupported operand in training_step"):
+        main(args)
+    assert "lit-ib: error" not in capsys.readouterr().err
+
+
+def test_misconfiguration_while_training_is_one_line(tmp_path, monkeypatch, capsys):
+    """A MisconfigurationException is a message for the user wherever it is raised."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LIT_IB_DEBUG", raising=False)
+
+    def misconfigured(self, batch, batch_idx):
+        raise MisconfigurationException("`batch_to_xy` must return (x, y)")
+
+    monkeypatch.setattr(InfoBottleneckClassifier, "training_step", misconfigured)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(REPO / "configs" / "default.yaml"), *SHORT])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"lit-ib: error: MisconfigurationException: `batch_to_xy` must return (x, y) {DEBUG_HINT}"
+    )
+
+
+def test_bug_in_training_step_prints_its_traceback(tmp_path):
+    result = lit_ib(
+        "fit",
+        "--config",
+        str(REPO / "configs" / "default.yaml"),
+        "--model",
+        "tests.test_cli.BrokenStepClassifier",
+        *SHORT,
+        cwd=tmp_path,
+        import_tests=True,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "in training_step" in result.stderr
+    last = result.stderr.rstrip().splitlines()[-1]
+    assert last == "TypeError: unsupported operand in training_step (a bug, not a config error)"
+    assert "lit-ib: error" not in result.stderr
 
 
 def test_data_error_keeps_its_own_message(tmp_path, monkeypatch, capsys):
