@@ -7,21 +7,38 @@ to the scale of every column, and the ridge keeps rank-deficient covariances (mo
 than samples, constant or collinear columns) finite. For a constant column the ridge terms
 cancel between joint and marginal, so it adds no information.
 
-For discrete labels ``y``: ``I = H(x) - sum_c p(c) H(x | y=c)`` with Gaussian entropies
-``1/2 log det(2 pi e Sigma)`` of the standardised activations (a maximum-entropy
-approximation, not a bound on the true I(X;Y)).
+For discrete labels ``y``, the classes are first grouped by their support: the columns of
+``x`` that are constant within the class, and their values. A class whose column is constant
+lives on a lower-dimensional set (a dead ReLU unit); a Gaussian density fitted there is
+degenerate, and through the ridge each such column would add ``1/2 p(c) |log ridge|`` nats.
+Instead, with ``G`` the support group (a function of ``y`` and, almost surely, of ``x``),
+the chain rule ``I(X;Y) = H(G) + sum_g p(g) I(X;Y | G=g)`` is applied: ``H(G)`` is the
+plug-in entropy of the group shares (points of different supports are told apart exactly),
+and within a group of several classes
+``I(X;Y | G=g) = 1/2 (log det S_g - sum_{c in g} p(c | g) log det S_c)``, the Gaussian-fit
+entropies ``1/2 log det(2 pi e S)`` restricted to the columns that vary within the group's
+classes (standardised within the group, plus the ridge). Without constant columns there is
+one group and this is the plain Gaussian fit ``H(x) - sum_c p(c) H(x | y=c)``.
+
+The Gaussian fit is a maximum-entropy approximation, not a bound: for small classes it can
+exceed the label entropy. The true ``I(X;Y | G=g)`` never exceeds ``H(Y | G=g)``, so each
+group's term is ``min(fit, H(Y | G=g))``, a valid improvement of any estimate; hence the
+result never exceeds the plug-in ``H(Y)``. It is not clipped below: independent labels give
+values scattered around 0.
 
 Bias correction: the log-det of a sample covariance of m Gaussian samples in d dimensions is
 biased low by ``b(d, m) = d log(2 / (m - 1)) + sum_{i=1..d} psi((m - i) / 2)`` (the Wishart
-expectation; Ahmed & Gokhale 1989, Misra, Singh & Demchuk 2005). Uncorrected, the class
-covariances of small classes look far too concentrated: 256 units, 200 samples per class and
-labels independent of T read 400 nats instead of 0. Each log-det is corrected by its
+expectation; Ahmed & Gokhale 1989, Misra, Singh & Demchuk 2005). The class covariances of
+small classes are the most concentrated: uncorrected, 256 units, 200 samples per class and
+labels independent of T give hundreds of nats for a true 0. Each log-det is corrected by its
 ``b(d, m)``, with d the number of non-constant columns, which makes the estimate unbiased for
-Gaussian data. Labels with a class of at most d samples are refused (the class covariance is
-singular; no log-det estimate exists); for continuous ``y`` with n <= dx + dy the correction
-is undefined and the (ridge-dominated) plug-in value is returned.
+Gaussian data. Labels with a class of at most d samples in a group of several classes (d:
+the columns that vary within the group) are refused: the class covariance is singular and no
+log-det estimate exists. For continuous ``y`` with n <= dx + dy the correction is undefined
+and the (ridge-dominated) plug-in value is returned.
 
-Free parameter: ``ridge`` (default 1e-6, in units of each column's variance).
+Free parameter: ``ridge`` (> 0; default 1e-6, in units of each column's variance; for
+:func:`gaussian_entropy`, in the squared units of ``x``).
 """
 
 from __future__ import annotations
@@ -51,6 +68,11 @@ def _covariance(z: torch.Tensor) -> torch.Tensor:
     return zc.T @ zc / max(n - 1, 1)
 
 
+def _logdet(cov: torch.Tensor, ridge: float) -> torch.Tensor:
+    eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
+    return torch.linalg.slogdet(cov + ridge * eye)[1]
+
+
 def logdet_bias(d: int, m: int) -> float:
     """E[log det S] - log det Sigma for the sample covariance S of ``m`` Gaussian samples in
     ``d`` dimensions (nats; needs m > d): ``d log(2 / (m - 1)) + sum_i psi((m - i) / 2)``."""
@@ -67,14 +89,79 @@ def _varying_columns(z: torch.Tensor) -> int:
     return int((z != z[:1]).any(dim=0).sum())
 
 
-def _logdet(cov: torch.Tensor, ridge: float) -> torch.Tensor:
-    eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
-    return torch.linalg.slogdet(cov + ridge * eye)[1]
+def _check_ridge(ridge: float) -> None:
+    try:
+        check_positive(ridge, "ridge")
+    except ValueError as err:
+        raise ValueError(
+            f"{err} The ridge keeps singular covariances finite (log det 0 = -inf); pass a "
+            "small positive ridge such as the default 1e-6."
+        ) from None
+
+
+def _plug_in_entropy(counts: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats, float64) of the distribution with the given positive counts."""
+    p = counts.to(torch.float64) / counts.sum()
+    return -(p * p.log()).sum()
+
+
+def _support_groups(x: torch.Tensor, labels: torch.Tensor) -> list[tuple[list[int], torch.Tensor]]:
+    """Classes grouped by support: ``[(class codes, varying-column mask), ...]``.
+
+    Two classes share a group when the same columns of ``x`` are constant within each and the
+    constants are equal; the mask marks the other columns (those varying within every class
+    of the group). Groups are in order of their smallest class code.
+    """
+    groups: dict[tuple[tuple[bool, ...], tuple[float, ...]], tuple[list[int], torch.Tensor]] = {}
+    order = torch.argsort(labels, stable=True)
+    counts = torch.bincount(labels).tolist()
+    for c, rows in enumerate(torch.split(x[order], counts)):
+        varying = (rows != rows[:1]).any(dim=0)
+        key = (tuple(varying.tolist()), tuple(rows[0, ~varying].tolist()))
+        groups.setdefault(key, ([], varying))[0].append(c)
+    return list(groups.values())
+
+
+def _label_information(x: torch.Tensor, labels: torch.Tensor, ridge: float) -> torch.Tensor:
+    """``H(G) + sum_g p(g) min(I_fit(x; y | G=g), H(y | G=g))`` (see the module docstring)."""
+    n = x.shape[0]
+    counts = torch.bincount(labels)
+    groups = _support_groups(x, labels)
+    fitted = []
+    for classes, varying in groups:
+        d = int(varying.sum())
+        if len(classes) < 2 or d == 0:
+            continue  # one class, or classes that are the same point: no information in x
+        smallest = int(counts[classes].min())
+        if smallest <= d:
+            raise ValueError(
+                f"`y` has a class with {smallest} samples but `x` varies in {d} dimensions "
+                "within it: the Gaussian estimate needs more samples per class than dimensions;"
+                " pass more samples, measure a narrower layer, or use another estimator."
+            )
+        fitted.append((classes, varying, d))
+    group_sizes = torch.stack([counts[classes].sum() for classes, _ in groups])
+    total = _plug_in_entropy(group_sizes)
+    for classes, varying, d in fitted:
+        in_group = torch.isin(labels, torch.tensor(classes, device=labels.device))
+        z = standardize_columns(x[in_group][:, varying])
+        group_labels = labels[in_group]
+        n_g = z.shape[0]
+        h_z = _logdet(_covariance(z), ridge) - logdet_bias(d, n_g)
+        h_z_given_y = torch.zeros((), dtype=torch.float64, device=x.device)
+        for c in classes:
+            m = int(counts[c])
+            class_logdet = _logdet(_covariance(z[group_labels == c]), ridge)
+            h_z_given_y = h_z_given_y + m / n_g * (class_logdet - logdet_bias(d, m))
+        fit = 0.5 * (h_z - h_z_given_y)
+        cap = _plug_in_entropy(counts[classes])
+        total = total + n_g / n * torch.minimum(fit, cap)
+    return total
 
 
 def gaussian_entropy(x: torch.Tensor, *, ridge: float = 1e-6) -> torch.Tensor:
     """Entropy (nats) of the Gaussian fit to ``x`` ``(n, d)``: 1/2 log det(2 pi e S)."""
-    check_positive(ridge, "ridge", allow_zero=True)
+    _check_ridge(ridge)
     x = as_samples(x, "x", min_samples=2)
     d = x.shape[1]
     return 0.5 * (d * math.log(2 * math.pi * math.e) + _logdet(_covariance(x), ridge))
@@ -88,32 +175,13 @@ def gaussian_mutual_information(
     ridge: float = 1e-6,
 ) -> torch.Tensor:
     """I(X;Y) in nats of the Gaussian fit (see the module docstring); 0-d float64."""
-    check_positive(ridge, "ridge", allow_zero=True)
+    _check_ridge(ridge)
     x = as_samples(x, "x", min_samples=2)
     y_raw = as_tensor(y, "y")
     if resolve_discrete(y_raw, discrete_y):
         labels = as_labels(y_raw, "y").to(x.device)
         check_same_length(x, labels, "x", "y")
-        z = standardize_columns(x)
-        d = _varying_columns(z)
-        counts = torch.bincount(labels).to(torch.float64)
-        smallest = int(counts[counts > 0].min())
-        if smallest <= d:
-            raise ValueError(
-                f"`y` has a class with {smallest} samples but `x` varies in {d} dimensions: "
-                "the Gaussian estimate needs more samples per class than dimensions; pass "
-                "more samples, measure a narrower layer, or use another estimator."
-            )
-        h_x = _logdet(_covariance(z), ridge) - logdet_bias(d, x.shape[0])
-        h_x_given_y = torch.zeros((), dtype=torch.float64, device=x.device)
-        for c, count in enumerate(counts.tolist()):
-            if count == 0:
-                continue
-            class_logdet = _logdet(_covariance(z[labels == c]), ridge)
-            h_x_given_y = h_x_given_y + count / x.shape[0] * (
-                class_logdet - logdet_bias(d, int(count))
-            )
-        return 0.5 * (h_x - h_x_given_y)
+        return _label_information(x, labels, ridge)
     y = as_samples(y_raw, "y", min_samples=2)
     check_same_length(x, y, "x", "y")
     z = standardize_columns(torch.cat([x, y.to(x.device)], dim=1))
@@ -136,7 +204,7 @@ class GaussianEstimator(Estimator):
     name = "gaussian"
 
     def __init__(self, ridge: float = 1e-6) -> None:
-        check_positive(ridge, "ridge", allow_zero=True)
+        _check_ridge(ridge)
         self.ridge = ridge
 
     def mutual_information(

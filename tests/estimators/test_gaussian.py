@@ -61,7 +61,7 @@ def test_rank_deficient_and_constant_columns_stay_finite():
 
 
 def test_bad_parameters():
-    with pytest.raises(ValueError, match="`ridge` must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="`ridge` must be a finite number > 0"):
         GaussianEstimator(ridge=-1.0)
     with pytest.raises(ValueError, match="needs at least 2"):
         gaussian_mutual_information(torch.zeros(1, 2), torch.zeros(1, 2))
@@ -83,7 +83,8 @@ def test_logdet_bias_is_the_wishart_expectation():
 
 def test_wide_layers_with_independent_labels_read_zero_not_tens_of_nats():
     """256 units, 10 classes of ~410: the plug-in log-dets of the class covariances are
-    ~0.3 nats per unit too small; uncorrected this read 49 nats for a true 0."""
+    ~0.3 nats per unit too small; without the Wishart correction the estimate is 49 nats
+    for a true 0."""
     gen = torch.Generator().manual_seed(0)
     t = torch.randn(4096, 256, generator=gen)
     labels = torch.randint(0, 10, (4096,), generator=gen)
@@ -99,3 +100,74 @@ def test_a_class_with_no_more_samples_than_dimensions_is_refused():
         gaussian_mutual_information(t, labels)
     constant = torch.cat([t[:, :20], torch.ones(100, 10, dtype=torch.float64)], dim=1)
     assert math.isfinite(float(gaussian_mutual_information(constant, labels)))  # 20 vary
+
+
+def _label_entropy(labels: torch.Tensor) -> float:
+    p = torch.bincount(labels).double() / labels.numel()
+    p = p[p > 0]
+    return float(-(p * p.log()).sum())
+
+
+def _relu_layer_with_units_dead_in_one_class(n: int = 2000, seed: int = 0):
+    """20 ReLU units; units 0..9 are exactly 0 for every sample of class 0."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=gen)
+    t = (torch.randn(n, 20, generator=gen, dtype=torch.float64) + 0.5 * labels[:, None]).relu()
+    t[labels == 0, :10] = 0.0
+    return t, labels
+
+
+def test_units_constant_within_a_class_do_not_inflate_the_estimate():
+    """Class 0 lives on {t_0..t_9 = 0}, class 1 does not: T identifies the class, so
+    I(T;Y) = H(Y). A Gaussian fit to all 20 units with the ridge reads 32 nats: each dead
+    unit adds ~1/2 p(c) |log ridge|."""
+    t, labels = _relu_layer_with_units_dead_in_one_class()
+    h_y = _label_entropy(labels)
+    value = float(gaussian_mutual_information(t, labels))
+    assert value <= h_y + 1e-9
+    assert value == pytest.approx(h_y, abs=1e-9)
+    # the same for any ridge: the dead units never reach a log-det
+    assert float(gaussian_mutual_information(t, labels, ridge=1e-12)) == pytest.approx(value)
+
+
+def test_classes_sharing_a_support_are_compared_by_the_gaussian_fit_on_it():
+    """Classes 0 and 1 have units 0..9 dead, class 2 does not: I = H(G) + P(G=01) I(T;Y|G=01)
+    with G the support group, the Gaussian fit on the 10 units that vary within classes 0, 1."""
+    gen = torch.Generator().manual_seed(1)
+    n = 3000
+    labels = torch.randint(0, 3, (n,), generator=gen)
+    t = torch.randn(n, 20, generator=gen, dtype=torch.float64) + labels[:, None].double()
+    t[labels < 2, :10] = 0.0
+    in_group = labels < 2
+    share = float(in_group.double().mean())
+    h_group = -(share * math.log(share) + (1 - share) * math.log(1 - share))
+    within = float(gaussian_mutual_information(t[in_group][:, 10:], labels[in_group]))
+    assert 0.5 < within < math.log(2)  # informative, below the cap
+    expected = h_group + share * within
+    assert float(gaussian_mutual_information(t, labels)) == pytest.approx(expected, abs=1e-9)
+    assert expected <= _label_entropy(labels)
+
+
+def test_the_estimate_is_capped_at_the_label_entropy():
+    """A Gaussian fit is not a bound: for 2 classes of 14 samples, 3 sd apart in each of 12
+    dimensions, it reads 1.11 nats > H(Y) = log 2. The true I(T;Y) cannot exceed H(Y), so
+    the estimate is min(fit, H(Y))."""
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(28) % 2
+    t = torch.randn(28, 12, generator=gen, dtype=torch.float64) + 3.0 * labels[:, None]
+    assert float(gaussian_mutual_information(t, labels)) == pytest.approx(math.log(2), abs=1e-12)
+
+
+@pytest.mark.parametrize("ridge", [0.0, -1e-6])
+def test_ridge_must_be_positive(ridge):
+    x, y = gaussian_pair(100, 2, 0.5, seed=0)
+    labels = (x[:, 0] > 0).long()
+    pattern = r"`ridge` must be a finite number > 0, got .*pass a small positive ridge"
+    with pytest.raises(ValueError, match=pattern):
+        gaussian_mutual_information(x, y, ridge=ridge)
+    with pytest.raises(ValueError, match=pattern):
+        gaussian_mutual_information(x, labels, ridge=ridge)
+    with pytest.raises(ValueError, match=pattern):
+        gaussian_entropy(x, ridge=ridge)
+    with pytest.raises(ValueError, match=pattern):
+        GaussianEstimator(ridge=ridge)

@@ -74,7 +74,7 @@ BAD: dict[str, dict[str, list[tuple[object, str]]]] = {
         "backend": [("gpu", r"must be one of \('auto', 'brute', 'tree'\)")],
         "standardize": [("yes", SWITCH), (1, SWITCH)],
     },
-    "gaussian": {"ridge": [(-1e-6, NON_NEGATIVE), (NAN, NON_NEGATIVE), (INF, NON_NEGATIVE)]},
+    "gaussian": {"ridge": [(bad, POSITIVE) for bad in (0.0, -1e-6, NAN, INF)]},
     "renyi": {
         "alpha": [
             (1, r"= 1 is the Shannon limit.*pass alpha=1\.01"),
@@ -168,7 +168,7 @@ EDGE = {
     "binning": [{"bins": 2}, {"bin_width": 1e-12}, {"value_range": [-1, 1]}],
     "kde": [{"noise_var": 1e-12}, {"bound": "lower"}],
     "ksg": [{"k": 1}, {"jitter": 0.0}, {"seed": 0}, {"metric": "euclidean"}, {"backend": "tree"}],
-    "gaussian": [{"ridge": 0.0}],
+    "gaussian": [{"ridge": 1e-12}],
     "renyi": [
         {"alpha": 0.5},
         {"alpha": 2},
