@@ -40,11 +40,13 @@ batch: ``k^2 x hidden_dim`` activations per layer, ~0.2 s per step at k = 256 an
 on the same CPU (minutes per estimate; fine on a GPU). It is the more flexible critic.
 
 Free parameters (they set what is measured, for a deterministic network too, where the
-true I(X;T) is infinite): the bound, critic type and size (``hidden_dim``, ``num_layers``,
+true I(X;T) is infinite): the bound, ``tau`` (SMILE, default 5) and the fields of
+:class:`CriticSettings`: critic type and size (``critic``, ``hidden_dim``, ``num_layers``,
 ``activation``, ``embed_dim``), ``max_steps``, ``eval_every``, ``patience``, ``lr``,
-``batch_size`` (InfoNCE's ceiling ``log batch_size``), ``val_fraction``, ``tau`` (SMILE,
-default 5) and ``seed``. Everything random draws from a local ``torch.Generator`` seeded with
-``seed``; the global RNG is not touched.
+``batch_size`` (InfoNCE's ceiling ``log batch_size``), ``val_fraction`` and ``seed``. Each
+neural estimator is a frozen :class:`CriticSettings` with its bound (and SMILE's ``tau``).
+Everything random draws from a local ``torch.Generator`` seeded with ``seed``; the global
+RNG is not touched.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import logging
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import torch
@@ -104,49 +106,86 @@ class NeuralTrace:
     best_step: int
 
 
-def _check_params(
-    *,
-    bound: str,
-    critic: str,
-    hidden_dim: int,
-    num_layers: int,
-    activation: str,
-    embed_dim: int,
-    max_steps: int,
-    eval_every: int,
-    patience: int,
-    lr: float,
-    batch_size: int,
-    val_fraction: float,
-    seed: int,
-    tau: float = 5.0,
-) -> None:
+def _check_bound(bound: str) -> None:
     if bound not in BOUNDS:
         raise ValueError(f"unknown `bound` {bound!r}; choose one of: {', '.join(BOUNDS)}.")
-    if critic not in CRITICS:
-        raise ValueError(f"unknown `critic` {critic!r}; choose one of: {', '.join(CRITICS)}.")
-    if activation not in _ACTIVATIONS:
-        raise ValueError(
-            f"unknown `activation` {activation!r}; choose one of: {', '.join(_ACTIVATIONS)}."
-        )
-    check_int_at_least(hidden_dim, "hidden_dim", 1)
-    check_int_at_least(num_layers, "num_layers", 1)
-    check_int_at_least(embed_dim, "embed_dim", 1)
-    check_int_at_least(max_steps, "max_steps", 1)
-    check_int_at_least(eval_every, "eval_every", 1)
-    check_int_at_least(patience, "patience", 1)
-    check_int_at_least(batch_size, "batch_size", 2)
-    check_int_at_least(seed, "seed", 0)
-    check_positive(lr, "lr")
-    check_positive(tau, "tau")
-    if (
-        isinstance(val_fraction, bool)
-        or not isinstance(val_fraction, numbers.Real)
-        or not 0 < val_fraction < 1
-    ):
-        raise ValueError(
-            f"`val_fraction` must be a number in (0, 1) (the held-out share of the samples), "
-            f"got {val_fraction!r}."
+
+
+@dataclass(frozen=True, kw_only=True)
+class CriticSettings:
+    """Critic and training settings shared by every neural bound (see the module docstring).
+
+    ``critic`` (``"separable"`` or ``"concat"``) with ``num_layers`` hidden layers of width
+    ``hidden_dim`` and ``activation`` (``embed_dim``: output size of the separable critic's
+    two MLPs); Adam with learning rate ``lr`` on random train batches of ``batch_size`` for
+    at most ``max_steps`` steps, evaluated on the held-out share ``val_fraction`` every
+    ``eval_every`` steps, stopped after ``patience`` evaluations without improvement; every
+    random draw from a ``torch.Generator`` seeded with ``seed``. Validated on construction.
+    """
+
+    critic: str = "separable"
+    hidden_dim: int = 128
+    num_layers: int = 2
+    activation: str = "relu"
+    embed_dim: int = 32
+    max_steps: int = 2000
+    eval_every: int = 50
+    patience: int = 10
+    lr: float = 1e-3
+    batch_size: int = 256
+    val_fraction: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.critic not in CRITICS:
+            raise ValueError(
+                f"unknown `critic` {self.critic!r}; choose one of: {', '.join(CRITICS)}."
+            )
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"unknown `activation` {self.activation!r}; choose one of: "
+                f"{', '.join(_ACTIVATIONS)}."
+            )
+        for name in (
+            "hidden_dim",
+            "num_layers",
+            "embed_dim",
+            "max_steps",
+            "eval_every",
+            "patience",
+        ):
+            check_int_at_least(getattr(self, name), name, 1)
+        check_int_at_least(self.batch_size, "batch_size", 2)
+        check_int_at_least(self.seed, "seed", 0)
+        check_positive(self.lr, "lr")
+        fraction = self.val_fraction
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, numbers.Real)
+            or not 0 < fraction < 1
+        ):
+            raise ValueError(
+                "`val_fraction` must be a number in (0, 1) (the held-out share of the "
+                f"samples), got {fraction!r}."
+            )
+
+    def build_critic(
+        self, dx: int, dy: int, generator: torch.Generator, device: torch.device
+    ) -> nn.Module:
+        """A freshly initialised critic for ``dx``- and ``dy``-dimensional inputs."""
+        if self.critic == "concat":
+            return _ConcatCritic(
+                dx, dy, self.hidden_dim, self.num_layers, self.activation, generator, device
+            )
+        return _SeparableCritic(
+            dx,
+            dy,
+            self.hidden_dim,
+            self.num_layers,
+            self.activation,
+            self.embed_dim,
+            generator,
+            device,
         )
 
 
@@ -175,9 +214,9 @@ def _standardize(train: torch.Tensor, held_out: torch.Tensor) -> tuple[torch.Ten
     """Standardise both splits with the train split's column mean and std.
 
     A column constant on the train split is set to 0 in both splits: the critic cannot learn
-    anything from it, and its held-out values, left on their own scale (a dead ReLU unit
-    that fires at 1e6 on held-out samples only), gave scores of 1e4 and bounds of +-1e4 nats
-    or -inf.
+    anything from it, and its held-out values would otherwise reach the critic on their own
+    scale (a dead ReLU unit that fires at 1e6 on held-out samples only), giving scores of
+    ~1e4 and bounds of +-1e4 nats or -inf.
     """
     mean = train.mean(dim=0)
     std = train.std(dim=0)
@@ -286,8 +325,7 @@ def _log_mean_exp(values: torch.Tensor) -> torch.Tensor:
 def bound_value(scores: torch.Tensor, bound: str, *, tau: float = 5.0) -> torch.Tensor:
     """The MI bound (nats, 0-d float64) of a ``(k, k)`` score matrix ``S[i, j] = f(x_i, y_j)``
     with the joint samples on the diagonal (formulas in the module docstring); ``k >= 2``."""
-    if bound not in BOUNDS:
-        raise ValueError(f"unknown `bound` {bound!r}; choose one of: {', '.join(BOUNDS)}.")
+    _check_bound(bound)
     if scores.dim() != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] < 2:
         raise ValueError(
             f"`scores` must be a square (k, k) matrix with k >= 2, got shape {tuple(scores.shape)}."
@@ -361,18 +399,15 @@ def _fit(
     *,
     bound: str,
     tau: float,
-    max_steps: int,
-    eval_every: int,
-    patience: int,
-    lr: float,
-    batch_size: int,
+    settings: CriticSettings,
     generator: torch.Generator,
 ) -> tuple[float, NeuralTrace]:
     """Train the critic with Adam and early stopping; (best held-out bound, trace)."""
     (x_train, y_train), (x_val, y_val) = train, held_out
     n_train = x_train.shape[0]
+    batch_size, max_steps = settings.batch_size, settings.max_steps
     k_train, k_val = min(batch_size, n_train), min(batch_size, x_val.shape[0])
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
     objective = _Objective(bound, tau)
     steps: list[int] = []
     train_values: list[float] = []
@@ -388,7 +423,7 @@ def _fit(
         optimizer.step()
         running += value.detach()
         since_eval += 1
-        if step % eval_every and step != max_steps:
+        if step % settings.eval_every and step != max_steps:
             continue
         value_held_out = _held_out_bound(net, x_val, y_val, k_val, bound, tau)
         steps.append(step)
@@ -400,7 +435,7 @@ def _fit(
             best_value, best_step, stale = value_held_out, step, 0
         else:
             stale += 1
-            if stale >= patience:
+            if stale >= settings.patience:
                 break
     return best_value, NeuralTrace(steps, train_values, held_out_values, best_step)
 
@@ -425,54 +460,54 @@ def _with_autograd(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-@_with_autograd
 def neural_mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
     bound: str = "infonce",
     discrete_y: bool | None = None,
-    critic: str = "separable",
-    hidden_dim: int = 128,
-    num_layers: int = 2,
-    activation: str = "relu",
-    embed_dim: int = 32,
-    max_steps: int = 2000,
-    eval_every: int = 50,
-    patience: int = 10,
-    lr: float = 1e-3,
-    batch_size: int = 256,
-    val_fraction: float = 0.3,
     tau: float = 5.0,
-    seed: int = 0,
     return_trace: bool = False,
+    **settings: Any,
 ) -> torch.Tensor | tuple[torch.Tensor, NeuralTrace]:
     """Variational lower bound on I(X;Y) in nats (0-d float64 on ``x``'s device).
 
     ``x`` ``(n, ...)`` and ``y`` ``(n, ...)`` are paired samples; an integer/bool ``y`` (or
     ``discrete_y=True``) is read as class labels and one-hot encoded. ``bound`` is one of
-    ``"infonce"``, ``"mine"``, ``"nwj"``, ``"smile"``; ``num_layers`` hidden layers of width
-    ``hidden_dim`` form the critic; ``patience`` counts evaluations (every ``eval_every``
-    steps) without improvement of the held-out bound. InfoNCE cannot exceed
-    ``log min(batch_size, n_held_out)``. With ``return_trace=True`` also returns a
-    :class:`NeuralTrace`. See the module docstring for the bounds and protocol.
+    ``"infonce"``, ``"mine"``, ``"nwj"``, ``"smile"`` (``tau``: SMILE's clipping). The
+    keyword ``settings`` are the fields of :class:`CriticSettings` (``critic``,
+    ``hidden_dim``, ``num_layers``, ``activation``, ``embed_dim``, ``max_steps``,
+    ``eval_every``, ``patience``, ``lr``, ``batch_size``, ``val_fraction``, ``seed``), with
+    its defaults. InfoNCE cannot exceed ``log min(batch_size, n_held_out)``. With
+    ``return_trace=True`` also returns a :class:`NeuralTrace`. See the module docstring for
+    the bounds and protocol.
     """
-    _check_params(
+    _check_bound(bound)
+    critic_settings = CriticSettings(**settings)
+    check_positive(tau, "tau")
+    return _estimate(
+        x,
+        y,
         bound=bound,
-        critic=critic,
-        hidden_dim=hidden_dim,
-        num_layers=num_layers,
-        activation=activation,
-        embed_dim=embed_dim,
-        max_steps=max_steps,
-        eval_every=eval_every,
-        patience=patience,
-        lr=lr,
-        batch_size=batch_size,
-        val_fraction=val_fraction,
+        discrete_y=discrete_y,
         tau=tau,
-        seed=seed,
+        settings=critic_settings,
+        return_trace=return_trace,
     )
+
+
+@_with_autograd
+def _estimate(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    bound: str,
+    discrete_y: bool | None,
+    tau: float,
+    settings: CriticSettings,
+    return_trace: bool,
+) -> torch.Tensor | tuple[torch.Tensor, NeuralTrace]:
+    """:func:`neural_mutual_information` with validated parameters."""
     x = as_samples(x, "x").detach()
     device = x.device
     discrete = resolve_discrete(as_tensor(y, "y"), discrete_y)
@@ -483,9 +518,9 @@ def neural_mutual_information(
     else:
         y = as_samples(y, "y").detach().to(device)
         check_same_length(x, y, "x", "y")
-    n_val = _check_split(x.shape[0], val_fraction)
+    n_val = _check_split(x.shape[0], settings.val_fraction)
 
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(settings.seed)
     perm = torch.randperm(x.shape[0], generator=generator).to(device)
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     x_train, x_val = _standardize(x[train_idx], x[val_idx])
@@ -495,96 +530,56 @@ def neural_mutual_information(
         y_train, y_val = _standardize(y[train_idx], y[val_idx])
     x_train, x_val, y_train, y_val = (t.float() for t in (x_train, x_val, y_train, y_val))
 
-    dx, dy = x.shape[1], y.shape[1]
-    if critic == "concat":
-        net: nn.Module = _ConcatCritic(
-            dx, dy, hidden_dim, num_layers, activation, generator, device
-        )
-    else:
-        net = _SeparableCritic(
-            dx, dy, hidden_dim, num_layers, activation, embed_dim, generator, device
-        )
+    net = settings.build_critic(x.shape[1], y.shape[1], generator, device)
     best_value, trace = _fit(
         net,
         (x_train, y_train),
         (x_val, y_val),
         bound=bound,
         tau=tau,
-        max_steps=max_steps,
-        eval_every=eval_every,
-        patience=patience,
-        lr=lr,
-        batch_size=batch_size,
+        settings=settings,
         generator=generator,
     )
     _log.debug(
-        "%s bound %.4f nats (best held-out value, step %d of %d; %s critic, %d x %d %s, "
-        "lr=%g, batch_size=%d, val_fraction=%g, seed=%d)",
+        "%s bound %.4f nats (best held-out value, step %d of %d; %s)",
         bound,
         best_value,
         trace.best_step,
         trace.steps[-1],
-        critic,
-        num_layers,
-        hidden_dim,
-        activation,
-        lr,
-        batch_size,
-        val_fraction,
-        seed,
+        settings,
     )
     estimate = torch.tensor(best_value, dtype=torch.float64, device=device)
     return (estimate, trace) if return_trace else estimate
 
 
-class _NeuralEstimator(Estimator):
-    """Shared parameters of the neural bounds; subclasses fix ``bound``."""
+@dataclass(frozen=True, kw_only=True, repr=False)
+class _NeuralEstimator(Estimator, CriticSettings):
+    """A neural bound with its :class:`CriticSettings` (the constructor's keywords, all of
+    them returned by :meth:`params`); subclasses fix ``bound``."""
 
     bound: ClassVar[str]
-
-    def __init__(
-        self,
-        critic: str = "separable",
-        hidden_dim: int = 128,
-        num_layers: int = 2,
-        activation: str = "relu",
-        embed_dim: int = 32,
-        max_steps: int = 2000,
-        eval_every: int = 50,
-        patience: int = 10,
-        lr: float = 1e-3,
-        batch_size: int = 256,
-        val_fraction: float = 0.3,
-        seed: int = 0,
-    ) -> None:
-        self._settings: dict[str, Any] = {
-            "critic": critic,
-            "hidden_dim": hidden_dim,
-            "num_layers": num_layers,
-            "activation": activation,
-            "embed_dim": embed_dim,
-            "max_steps": max_steps,
-            "eval_every": eval_every,
-            "patience": patience,
-            "lr": lr,
-            "batch_size": batch_size,
-            "val_fraction": val_fraction,
-            "seed": seed,
-        }
-        _check_params(bound=self.bound, **self._settings)
+    #: SMILE's clipping; a parameter of SMILE only (the other bounds ignore it).
+    tau: ClassVar[float] = 5.0
 
     def mutual_information(
         self, x: torch.Tensor, y: torch.Tensor, *, discrete_y: bool | None = None
     ) -> torch.Tensor:
-        return neural_mutual_information(
-            x, y, bound=self.bound, discrete_y=discrete_y, **self._settings
+        return _estimate(
+            x,
+            y,
+            bound=self.bound,
+            discrete_y=discrete_y,
+            tau=self.tau,
+            settings=self,
+            return_trace=False,
         )
 
     def params(self) -> dict[str, Any]:
-        return dict(self._settings)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @register
+@dataclass(frozen=True, kw_only=True, repr=False)
 class InfoNCEEstimator(_NeuralEstimator):
     """InfoNCE bound (van den Oord et al. 2018) with a trained critic; at most log(batch_size)."""
 
@@ -593,6 +588,7 @@ class InfoNCEEstimator(_NeuralEstimator):
 
 
 @register
+@dataclass(frozen=True, kw_only=True, repr=False)
 class MINEEstimator(_NeuralEstimator):
     """MINE: Donsker-Varadhan bound with moving-average gradient (Belghazi et al. 2018)."""
 
@@ -601,6 +597,7 @@ class MINEEstimator(_NeuralEstimator):
 
 
 @register
+@dataclass(frozen=True, kw_only=True, repr=False)
 class NWJEstimator(_NeuralEstimator):
     """NWJ f-divergence bound (Nguyen, Wainwright & Jordan 2010) with a trained critic."""
 
@@ -609,41 +606,15 @@ class NWJEstimator(_NeuralEstimator):
 
 
 @register
+@dataclass(frozen=True, kw_only=True, repr=False)
 class SMILEEstimator(_NeuralEstimator):
     """SMILE: DV bound with the partition term clipped to [e^-tau, e^tau] (Song & Ermon 2020)."""
 
     name = "smile"
     bound = "smile"
 
-    def __init__(
-        self,
-        tau: float = 5.0,
-        critic: str = "separable",
-        hidden_dim: int = 128,
-        num_layers: int = 2,
-        activation: str = "relu",
-        embed_dim: int = 32,
-        max_steps: int = 2000,
-        eval_every: int = 50,
-        patience: int = 10,
-        lr: float = 1e-3,
-        batch_size: int = 256,
-        val_fraction: float = 0.3,
-        seed: int = 0,
-    ) -> None:
-        check_positive(tau, "tau")
-        super().__init__(
-            critic=critic,
-            hidden_dim=hidden_dim,
-            num_layers=num_layers,
-            activation=activation,
-            embed_dim=embed_dim,
-            max_steps=max_steps,
-            eval_every=eval_every,
-            patience=patience,
-            lr=lr,
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            seed=seed,
-        )
-        self._settings["tau"] = tau
+    tau: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_positive(self.tau, "tau")
+        super().__post_init__()

@@ -279,6 +279,28 @@ def test_registered_estimators():
     assert get_estimator("smile", tau=3.0).params()["tau"] == 3.0
 
 
+def test_one_frozen_settings_dataclass_serves_the_function_and_the_estimators():
+    import dataclasses
+
+    from lit_infobottleneck.estimators.neural import CriticSettings
+
+    defaults = dataclasses.asdict(CriticSettings())
+    for name in ("infonce", "mine", "nwj", "smile"):
+        estimator = get_estimator(name, hidden_dim=16, lr=3e-3)
+        extra = {"tau": 5.0} if name == "smile" else {}
+        assert estimator.params() == {**defaults, "hidden_dim": 16, "lr": 3e-3, **extra}
+        assert isinstance(estimator, CriticSettings)
+        assert get_estimator(name, **estimator.params()) == estimator
+        assert estimator != get_estimator(name, hidden_dim=17, lr=3e-3)
+    settings = CriticSettings(batch_size=32)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.batch_size = 64  # type: ignore[misc]
+    with pytest.raises(ValueError, match="`patience` must be an integer >= 1"):
+        CriticSettings(patience=0)
+    with pytest.raises(TypeError, match="hidden_dims"):
+        neural_mutual_information(*correlated_gaussians(50, 1, 0.5), hidden_dims=8)
+
+
 def test_estimator_matches_functional():
     g = torch.Generator().manual_seed(11)
     labels = torch.randint(0, 2, (400,), generator=g)
