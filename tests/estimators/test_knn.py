@@ -76,6 +76,70 @@ def test_agrees_with_scikit_learn_regression_1d():
         assert float(ksg_mutual_information(x, y, k=3)) == pytest.approx(ref[0], abs=0.02)
 
 
+#: scikit-learn adds 1e-10 * max(1, mean|x|) * N(0, 1) to every standardised column
+#: (sklearn/feature_selection/_mutual_info.py). For pre-standardised input, mean|x| < 1, so a
+#: coordinate moves by < 5e-10 (5 sd) and a distance by < 1e-9: counts agree whenever every
+#: distance is more than this away from each point's k-NN radius.
+SKLEARN_NOISE_DISTANCE = 2 * 5 * 1e-10
+
+
+def _pre_jittered(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Values rounded to 0.1 (heavy ties), jittered by 1e-2 of their spread (by us, so both
+    implementations see the same tie-free data), divided by the std (as scikit-learn)."""
+    tied = np.round(values, 1)
+    jittered = tied + 1e-2 * tied.std() * rng.standard_normal(tied.shape)
+    return jittered / jittered.std()
+
+
+def _radius_margin(distances: list[np.ndarray], radius: np.ndarray) -> float:
+    """Smallest gap between any pairwise distance and the radius of its row (the radius's
+    own neighbour excluded): how far the data are from a tie that noise could flip."""
+    margin = np.inf
+    for d in distances:
+        gap = np.abs(d - radius[:, None])
+        gap[(d == radius[:, None]) | np.eye(len(d), dtype=bool)] = np.inf
+        margin = min(margin, float(gap.min()))
+    return margin
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+@pytest.mark.parametrize("rho", [0.3, 0.6, 0.9])
+def test_ksg_equals_scikit_learn_regression_on_shared_tie_free_input(rho, k):
+    """docs/benchmarks.md: our KSG agrees with scikit-learn's to 1e-6 on shared input."""
+    rng = np.random.default_rng(int(10 * rho) + k)
+    z = rng.standard_normal((2000, 2))
+    z[:, 1] = rho * z[:, 0] + math.sqrt(1 - rho**2) * z[:, 1]
+    x, y = _pre_jittered(z[:, 0], rng), _pre_jittered(np.sinh(z[:, 1]), rng)
+    dx, dy = np.abs(x[:, None] - x[None]), np.abs(y[:, None] - y[None])
+    joint = np.maximum(dx, dy)
+    np.fill_diagonal(joint, np.inf)
+    radius = np.sort(joint, axis=1)[:, k - 1]
+    assert _radius_margin([dx, dy, joint], radius) > SKLEARN_NOISE_DISTANCE
+    reference = mutual_info_regression(x[:, None], y, n_neighbors=k, random_state=0)[0]
+    assert reference > 0.01  # dependent data: scikit-learn clips negative estimates to 0
+    for backend in ("tree", "brute"):
+        ours = ksg_mutual_information(
+            torch.from_numpy(x), torch.from_numpy(y), k=k, jitter=0.0, backend=backend
+        )
+        assert float(ours) == pytest.approx(reference, abs=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_ross_equals_scikit_learn_classif_on_shared_tie_free_input(k):
+    rng = np.random.default_rng(k)
+    labels = rng.integers(0, 4, 2000)
+    x = _pre_jittered(labels + 0.8 * rng.standard_normal(2000), rng)
+    d = np.abs(x[:, None] - x[None])
+    same_class = labels[:, None] == labels[None]
+    np.fill_diagonal(same_class, False)
+    radius = np.sort(np.where(same_class, d, np.inf), axis=1)[:, k - 1]
+    assert _radius_margin([d], radius) > SKLEARN_NOISE_DISTANCE
+    reference = mutual_info_classif(x[:, None], labels, n_neighbors=k, random_state=0)[0]
+    assert reference > 0.1
+    ours = ksg_mutual_information(torch.from_numpy(x), torch.from_numpy(labels), k=k, jitter=0.0)
+    assert float(ours) == pytest.approx(reference, abs=1e-6)
+
+
 def test_ross_agrees_with_scikit_learn_classif_1d():
     gen = torch.Generator().manual_seed(4)
     labels = torch.randint(0, 4, (3000,), generator=gen)
@@ -189,7 +253,7 @@ def test_bad_input_is_refused_with_a_named_argument():
 @pytest.mark.parametrize("metric", ["euclidean", "max"])
 def test_ross_with_repeated_rows_and_independent_labels_is_near_zero(metric):
     # dead or saturated layers repeat rows; ties must be broken by the jitter, not by
-    # matrix-product round-off (which gave 0.68 nats here)
+    # matrix-product round-off (with which this reads 0.68 nats)
     gen = torch.Generator().manual_seed(12)
     t = torch.randn(30, 8, generator=gen).repeat_interleave(20, 0)
     labels = torch.randint(0, 4, (600,), generator=gen)
