@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import TypeGuard, TypeVar, cast
 
 T = TypeVar("T")
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[float]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
@@ -50,7 +50,7 @@ def check_number(
         kind = "a finite number" if finite else "a number"
         bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum}"
         raise ValueError(f"`{name}` must be {kind}{bound}, got {value!r}.")
-    return float(value)
+    return float(cast(float, value))
 
 
 def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:

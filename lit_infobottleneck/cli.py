@@ -135,7 +135,7 @@ def run_cli(args: Sequence[str] | None = None) -> InfoBottleneckCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
-        args=args,
+        args=None if args is None else list(args),
     )
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
 import math
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from lit_infobottleneck.estimators import (
     gaussian_mutual_information,
 )
 from lit_infobottleneck.metrics import MutualInformation
+from tests.gloo import free_port, init_gloo
 
 N0, N1, D = 700, 333, 3
 
@@ -228,14 +227,7 @@ def _ddp_cases() -> dict[str, tuple[dict, list, list]]:
 
 
 def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=world_size,
-        timeout=datetime.timedelta(seconds=60),
-    )
+    init_gloo(rank, world_size, port, timeout_seconds=60)
     try:
         results = {}
         for case, (kwargs, *shards) in _ddp_cases().items():
@@ -251,19 +243,13 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed gloo"
 )
 def test_ddp_uneven_shards_match_single_process(tmp_path):
     world_size = 2
-    mp.spawn(_ddp_worker, args=(world_size, _free_port(), str(tmp_path)), nprocs=world_size)
+    mp.spawn(_ddp_worker, args=(world_size, free_port(), str(tmp_path)), nprocs=world_size)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world_size)]
 
     def expected(shards, max_samples=None, unit="nats"):

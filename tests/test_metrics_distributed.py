@@ -6,7 +6,6 @@ like a critic trained per rank) or raises on chosen ranks, and counts its calls.
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import torch.multiprocessing as mp
 
 from lit_infobottleneck.estimators import Estimator
 from lit_infobottleneck.metrics import MutualInformation
-from tests.test_metrics import _free_port
+from tests.gloo import free_port, init_gloo
 
 WORLD_SIZE = 3
 SUBGROUP = [1, 2]
@@ -73,14 +72,7 @@ def _cases(subgroup: Any) -> dict[str, tuple[_RankEstimator, dict[str, Any]]]:
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=WORLD_SIZE,
-        timeout=datetime.timedelta(seconds=30),
-    )
+    init_gloo(rank, WORLD_SIZE, port, timeout_seconds=30)
     try:
         subgroup = dist.new_group(SUBGROUP)  # every rank takes part in creating it
         g = torch.Generator().manual_seed(rank)
@@ -104,7 +96,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD_SIZE)
+    mp.spawn(_worker, args=(free_port(), str(out)), nprocs=WORLD_SIZE)
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD_SIZE)]
 
 

@@ -40,7 +40,7 @@ def global_length(loader: Any, sharded: bool) -> int | None:
     A ``DistributedSamplerWrapper``'s ``dataset`` is the wrapped user sampler, whose length
     (not the dataset's) marks where the padding starts.
     """
-    sampler = getattr(loader, "sampler", None)
+    sampler: Any = getattr(loader, "sampler", None)
     try:
         return len(sampler.dataset if sharded else sampler)
     except (AttributeError, TypeError):
@@ -50,7 +50,9 @@ def global_length(loader: Any, sharded: bool) -> int | None:
             return None
 
 
-def seen_length(loader: Any, num_batches: float | int, world: int, sharded: bool) -> int | None:
+def seen_length(
+    loader: Any, num_batches: float | int | None, world: int, sharded: bool
+) -> int | None:
     """Global indices a validation epoch reaches with ``num_batches`` batches per rank
     (``limit_val_batches``), or None when the batch size is unknown or all are seen."""
     batch_size = getattr(loader, "batch_size", None)

@@ -517,7 +517,8 @@ class InfoMetrics(Callback):
         result = trainer.strategy.broadcast(result, src=0)
         if isinstance(result, BaseException):  # strict: every rank raises together
             raise failure if failure is not None else result
-        self._record(trainer, pl_module, result)
+        if result is not None:
+            self._record(trainer, pl_module, result)
 
     def _estimate(
         self, data: dict[str, torch.Tensor], names: list[str], epoch: int, step: int

@@ -277,8 +277,10 @@ class _ConcatCritic(nn.Module):
     ) -> None:
         super().__init__()
         mlp = _mlp(dx + dy, dx + dy, hidden_dim, num_layers, 1, activation, generator, device)
+        first = mlp[0]
+        assert isinstance(first, nn.Linear)  # _mlp starts with the input layer
         self.dx = dx
-        self.first = mlp[0]
+        self.first = first
         self.rest = mlp[1:]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -558,8 +560,10 @@ class _NeuralEstimator(Estimator, CriticSettings):
     them returned by :meth:`params`); subclasses fix ``bound``."""
 
     bound: ClassVar[str]
-    #: SMILE's clipping; a parameter of SMILE only (the other bounds ignore it).
-    tau: ClassVar[float] = 5.0
+
+    def _tau(self) -> float:
+        """SMILE's clipping; the other bounds ignore it."""
+        return 5.0
 
     def mutual_information(
         self, x: torch.Tensor, y: torch.Tensor, *, discrete_y: bool | None = None
@@ -569,7 +573,7 @@ class _NeuralEstimator(Estimator, CriticSettings):
             y,
             bound=self.bound,
             discrete_y=discrete_y,
-            tau=self.tau,
+            tau=self._tau(),
             settings=self,
             return_trace=False,
         )
@@ -614,6 +618,9 @@ class SMILEEstimator(_NeuralEstimator):
     bound = "smile"
 
     tau: float = 5.0
+
+    def _tau(self) -> float:
+        return self.tau
 
     def __post_init__(self) -> None:
         check_positive(self.tau, "tau")
