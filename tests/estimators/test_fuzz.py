@@ -189,24 +189,20 @@ def _labels_usable(name: str, t: torch.Tensor, y: torch.Tensor) -> bool:
     """The documented label requirements of I(T;Y) beyond the sample count.
 
     Ross (KSG) needs at least 2 samples in classes with repeated labels. The Gaussian fit
-    groups classes by support (the columns of T constant within the class, and their
-    values); in a group of several classes, every class needs more samples than the number
-    of columns that vary within it.
+    needs at least 2 samples per class and more samples per class than the columns of T
+    that vary within every class.
     """
     counts = torch.unique(y, return_counts=True)[1]
     if name == "ksg":
         return int(counts[counts > 1].sum()) >= 2
     if name == "gaussian":
         rows = t.reshape(t.shape[0], -1).to(torch.float64)
-        supports: dict[tuple, list[int]] = {}
+        varying = torch.ones(rows.shape[1], dtype=torch.bool)
         for label in torch.unique(y).tolist():
             members = rows[y == label]
-            varying = (members != members[:1]).any(dim=0)
-            key = (tuple(varying.tolist()), tuple(members[0, ~varying].tolist()))
-            supports.setdefault(key, []).append(members.shape[0])
-        return all(
-            len(sizes) < 2 or min(sizes) > sum(varying) for (varying, _), sizes in supports.items()
-        )
+            varying &= (members != members[:1]).any(dim=0)
+        smallest = int(counts.min())
+        return smallest >= 2 and (int(varying.sum()) == 0 or smallest > int(varying.sum()))
     return True
 
 
