@@ -105,13 +105,16 @@ def _check_unit(unit: str | None, estimator: Estimator) -> None:
     )
 
 
-def _round_trips(err: Exception) -> bool:
-    """Whether ``err`` unpickles to an exception of the same type and message."""
+def broadcastable(err: Exception) -> Exception:
+    """``err`` if it unpickles to an exception of the same type and message (so it can be
+    broadcast to other ranks), else a ``RuntimeError`` naming its type and message."""
     try:
         rebuilt = pickle.loads(pickle.dumps(err))
     except Exception:  # any failure means: send a RuntimeError instead
-        return False
-    return type(rebuilt) is type(err) and str(rebuilt) == str(err)
+        rebuilt = None
+    if type(rebuilt) is type(err) and str(rebuilt) == str(err):
+        return err
+    return RuntimeError(f"{type(err).__qualname__}: {err}")
 
 
 def _compute_on_first_rank(
@@ -130,8 +133,7 @@ def _compute_on_first_rank(
             value = estimate()
             payload: list[Any] = [value.item()]
         except Exception as err:
-            sent = err if _round_trips(err) else RuntimeError(f"{type(err).__qualname__}: {err}")
-            torch.distributed.broadcast_object_list([sent], src=src, group=group)
+            torch.distributed.broadcast_object_list([broadcastable(err)], src=src, group=group)
             raise
         torch.distributed.broadcast_object_list(payload, src=src, group=group)
         return value
