@@ -11,6 +11,7 @@ from lit_infobottleneck.estimators.binning import (
     binning_mutual_information,
     discrete_mutual_information,
     discretize,
+    out_of_range_fraction,
     plugin_entropy,
 )
 from lit_infobottleneck.estimators.gaussian import (
@@ -19,7 +20,12 @@ from lit_infobottleneck.estimators.gaussian import (
     gaussian_mutual_information,
 )
 from lit_infobottleneck.estimators.hsic import HSICEstimator, hsic, normalized_hsic
-from lit_infobottleneck.estimators.kde import KDEEstimator, kde_entropy, kde_mutual_information
+from lit_infobottleneck.estimators.kde import (
+    KDEEstimator,
+    auto_noise_var,
+    kde_entropy,
+    kde_mutual_information,
+)
 from lit_infobottleneck.estimators.knn import KSGEstimator, kl_entropy, ksg_mutual_information
 from lit_infobottleneck.estimators.neural import (
     InfoNCEEstimator,
@@ -28,6 +34,11 @@ from lit_infobottleneck.estimators.neural import (
     NWJEstimator,
     SMILEEstimator,
     neural_mutual_information,
+)
+from lit_infobottleneck.estimators.noisy import (
+    NoisyEstimator,
+    noisy_entropy,
+    noisy_mutual_information,
 )
 from lit_infobottleneck.estimators.registry import available_estimators, get_estimator
 from lit_infobottleneck.estimators.renyi import (
@@ -48,8 +59,10 @@ __all__ = [
     "MINEEstimator",
     "NWJEstimator",
     "NeuralTrace",
+    "NoisyEstimator",
     "RenyiEstimator",
     "SMILEEstimator",
+    "auto_noise_var",
     "available_estimators",
     "binning_entropy",
     "binning_mutual_information",
@@ -64,7 +77,10 @@ __all__ = [
     "kl_entropy",
     "ksg_mutual_information",
     "neural_mutual_information",
+    "noisy_entropy",
+    "noisy_mutual_information",
     "normalized_hsic",
+    "out_of_range_fraction",
     "plugin_entropy",
     "renyi_entropy",
     "renyi_joint_entropy",

@@ -16,6 +16,13 @@ class Estimator(abc.ABC):
     measures I(X;T) and I(T;Y) for a network layer T: the default treats X as continuous
     and Y as discrete class labels; families that treat X as discrete (one value per
     distinct input, e.g. binning and KDE) override :meth:`input_information`.
+
+    Calibration: a family whose free parameter can be ``"auto"`` (``noise_var="auto"``,
+    ``value_range="auto"``) chooses its value from a layer's activations with
+    :meth:`calibration`; ``estimator.with_params(**estimator.calibration(t))`` is then the
+    same estimator with that value fixed, so that later epochs use it too (Geiger 2021: the
+    information plane compares epochs only at a fixed parameter). An estimator called while
+    a parameter is still ``"auto"`` calibrates on the data it is given, at every call.
     """
 
     #: Registry name, e.g. ``"ksg"``.
@@ -24,6 +31,11 @@ class Estimator(abc.ABC):
     #: Unit of the values returned: ``"nats"`` for every mutual-information estimator; the
     #: HSIC family returns a unitless dependence score and says so here.
     unit: str = "nats"
+
+    #: True when :meth:`input_information` treats X by identity (each distinct input row is
+    #: its own value, X uniform over them): then I(X;T) <= H(X) <= log n, and an estimate at
+    #: that ceiling says that the estimator tells every sample apart (binning, kde, noisy).
+    treats_x_by_identity: ClassVar[bool] = False
 
     @abc.abstractmethod
     def mutual_information(
@@ -54,6 +66,21 @@ class Estimator(abc.ABC):
 
         ``get_estimator(self.name, **self.params())`` rebuilds an equal estimator.
         """
+
+    def calibration(self, t: torch.Tensor) -> dict[str, Any]:
+        """Values chosen for the automatic parameters on a layer's activations ``t`` ``(n, d)``.
+
+        Plain Python floats (tuples of floats), safe for JSON and ``weights_only``
+        checkpoints; ``{}`` when no parameter is automatic (the default). Raises
+        ``ValueError`` when ``t`` cannot set a value (e.g. a constant layer).
+        """
+        return {}
+
+    def with_params(self, **overrides: Any) -> Estimator:
+        """A new estimator of this family with ``overrides`` replacing some :meth:`params`."""
+        from lit_infobottleneck.estimators.registry import get_estimator
+
+        return get_estimator(self.name, **{**self.params(), **overrides})
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

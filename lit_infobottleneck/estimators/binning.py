@@ -6,9 +6,20 @@ indices, and entropies are plug-in entropies ``-sum p log p`` of the empirical c
 distribution, in nats.
 
 - Range: by default the bins span the observed range ``[min, max]`` of the whole tensor (all
-  units of a layer share the bins); ``value_range=(-1, 1)`` fixes them (as in the original
-  tanh experiments; values outside are put in the edge bins); ``bin_width`` fixes the width
-  instead of the count (bins start at the range's low end; the high end joins the last bin).
+  units of a layer share the bins), i.e. they move with the data at every call;
+  ``value_range=(-1, 1)`` fixes them (as in the original tanh experiments; values outside
+  are put in the edge bins, and :func:`out_of_range_fraction` reports how many were);
+  ``bin_width`` fixes the width instead of the count (bins start at the range's low end;
+  the high end joins the last bin).
+- Calibrated range, ``value_range="auto"``: :meth:`BinningEstimator.calibration` returns the
+  observed ``[min, max]`` of a layer as ``{"value_range": (low, high)}``, to be frozen with
+  :meth:`~lit_infobottleneck.estimators.base.Estimator.with_params` at the first measured
+  epoch: later epochs then bin in the same range, so their estimates are comparable (Geiger
+  2021), and activations that grow beyond it are clipped to the edge bins (reported by
+  :func:`out_of_range_fraction`). An estimator still at ``"auto"`` calibrates on the data of
+  each call (the observed range of ``x`` of :meth:`~BinningEstimator.mutual_information`, of
+  ``t`` otherwise; a continuous ``y`` is binned in that range too, as for any fixed range).
+  A constant layer (min = max) has no range to calibrate and is refused with a ValueError.
 - Discrete inputs: an integer/bool tensor is taken as codes already (one value per distinct
   row), never binned.
 - I(X;T) of a layer (:meth:`BinningEstimator.input_information`): the input X is discrete by
@@ -16,7 +27,8 @@ distribution, in nats.
   once, I(X;T) = H(T_binned): the estimate is set by the bin count, not by the network alone
   (Geiger 2021). It never exceeds log(number of distinct inputs).
 
-Free parameters: ``bins`` (default 30) or ``bin_width``, and ``value_range``.
+Free parameters: ``bins`` (default 30) or ``bin_width``, and ``value_range`` (None, a fixed
+``(low, high)``, or ``"auto"``). Cost: O(n d) for the codes plus a sort of the n rows.
 """
 
 from __future__ import annotations
@@ -42,10 +54,14 @@ from lit_infobottleneck.estimators.base import Estimator
 from lit_infobottleneck.estimators.registry import register
 
 
-def _check_binning(bins: int, bin_width: float | None, value_range: Any) -> None:
+def _check_binning(
+    bins: int, bin_width: float | None, value_range: Any, *, allow_auto: bool = False
+) -> None:
     check_int_at_least(bins, "bins", 2)
     if bin_width is not None:
         check_positive(bin_width, "bin_width")
+    if allow_auto and isinstance(value_range, str) and value_range == "auto":
+        return
     if value_range is not None:
         pair = tuple(value_range) if isinstance(value_range, (tuple, list)) else ()
         ok = len(pair) == 2 and all(
@@ -53,9 +69,34 @@ def _check_binning(bins: int, bin_width: float | None, value_range: Any) -> None
             for v in pair
         )
         if not (ok and pair[0] < pair[1]):
+            auto = " or 'auto'" if allow_auto else ""
             raise ValueError(
-                f"`value_range` must be (low, high) with finite low < high, got {value_range!r}."
+                f"`value_range` must be (low, high) with finite low < high{auto}, got "
+                f"{value_range!r}."
             )
+
+
+def observed_range(t: torch.Tensor, name: str = "t") -> tuple[float, float]:
+    """``(min, max)`` of all entries of ``t`` ``(n, ...)``: the range ``"auto"`` calibrates to.
+
+    Raises ``ValueError`` when every entry is equal (no range to bin in).
+    """
+    t = as_samples(t, name)
+    low, high = float(t.min()), float(t.max())
+    if not low < high:
+        raise ValueError(
+            f"`{name}` is constant ({low!r} everywhere): value_range='auto' has no range to "
+            "calibrate on; pass a fixed value_range=(low, high) or more varied samples."
+        )
+    return low, high
+
+
+def out_of_range_fraction(t: torch.Tensor, value_range: tuple[float, float]) -> float:
+    """Share of the entries of ``t`` ``(n, ...)`` outside ``[low, high]`` (put in the edge bins)."""
+    _check_binning(2, None, value_range)
+    t = as_samples(t, "t")
+    low, high = float(value_range[0]), float(value_range[1])
+    return float(((t < low) | (t > high)).sum()) / t.numel()
 
 
 def discretize(
@@ -159,33 +200,58 @@ def binning_mutual_information(
 
 @register
 class BinningEstimator(Estimator):
-    """Equal-width binning + plug-in MI (Shwartz-Ziv & Tishby 2017; Saxe et al. 2018)."""
+    """Equal-width binning + plug-in MI (Shwartz-Ziv & Tishby 2017; Saxe et al. 2018).
+
+    ``value_range``: ``None`` (the observed range of each call), ``(low, high)`` (fixed), or
+    ``"auto"`` (calibrated: see the module docstring and :meth:`calibration`).
+    """
 
     name = "binning"
+    treats_x_by_identity = True
 
     def __init__(
         self,
         bins: int = 30,
         bin_width: float | None = None,
-        value_range: tuple[float, float] | None = None,
+        value_range: tuple[float, float] | str | None = None,
     ) -> None:
-        _check_binning(bins, bin_width, value_range)
+        _check_binning(bins, bin_width, value_range, allow_auto=True)
         self.bins, self.bin_width = bins, bin_width
-        self.value_range = None if value_range is None else tuple(value_range)
+        if value_range is None or isinstance(value_range, str):
+            self.value_range: tuple[float, float] | str | None = value_range
+        else:
+            self.value_range = (value_range[0], value_range[1])
+
+    def calibration(self, t: torch.Tensor) -> dict[str, Any]:
+        """``{"value_range": (min, max)}`` of ``t`` when ``value_range="auto"``, else ``{}``."""
+        if self.value_range != "auto":
+            return {}
+        return {"value_range": observed_range(t)}
 
     def _binned(self, t: torch.Tensor, name: str) -> torch.Tensor:
-        return _codes(t, name, self.bins, self.bin_width, self.value_range, discrete=False)
+        """Codes of a layer's activations ``t`` (always binned; ``"auto"``: in their range)."""
+        fixed = self.value_range
+        value_range = observed_range(t, name) if isinstance(fixed, str) else fixed
+        return _codes(t, name, self.bins, self.bin_width, value_range, discrete=False)
 
     def mutual_information(
         self, x: torch.Tensor, y: torch.Tensor, *, discrete_y: bool | None = None
     ) -> torch.Tensor:
+        """Plug-in I(X;Y) of the binned inputs; ``value_range="auto"`` calibrates on ``x``.
+
+        (An integer ``x`` is not binned; then a continuous ``y`` is binned in its own range.)
+        """
+        value_range = None if isinstance(self.value_range, str) else self.value_range
+        x_t = as_tensor(x, "x")
+        if isinstance(self.value_range, str) and not is_integer_tensor(x_t):
+            value_range = observed_range(x_t, "x")
         return binning_mutual_information(
             x,
             y,
             discrete_y=discrete_y,
             bins=self.bins,
             bin_width=self.bin_width,
-            value_range=self.value_range,
+            value_range=value_range,
         )
 
     def input_information(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

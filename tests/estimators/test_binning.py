@@ -10,6 +10,7 @@ from lit_infobottleneck.estimators.binning import (
     binning_mutual_information,
     discrete_mutual_information,
     discretize,
+    out_of_range_fraction,
 )
 
 
@@ -125,3 +126,72 @@ def test_bad_parameters_and_input():
         est.label_information(torch.randn(5, 2), torch.arange(4))
     with pytest.raises(ValueError, match="`t` contains 1 NaN"):
         est.label_information(torch.tensor([[0.0], [float("nan")]]), torch.arange(2))
+
+
+def test_auto_range_is_calibrated_on_the_layer_then_fixed():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(400, 5, generator=gen)
+    t = torch.relu(x @ torch.randn(5, 8, generator=gen))
+    y = torch.randint(0, 3, (400,), generator=gen)
+    auto = BinningEstimator(bins=10, value_range="auto")
+    assert auto.params() == {"bins": 10, "bin_width": None, "value_range": "auto"}
+    assert BinningEstimator.treats_x_by_identity
+    calibration = auto.calibration(t)
+    assert calibration == {"value_range": (float(t.min()), float(t.max()))}
+    assert all(type(v) is float for v in calibration["value_range"])
+    assert BinningEstimator(value_range=(-1, 1)).calibration(t) == {}
+    assert BinningEstimator().calibration(t) == {}
+    frozen = auto.with_params(**calibration)
+    assert frozen.params()["value_range"] == calibration["value_range"]
+    # on the calibration data: the same bins as the observed range (value_range=None)
+    observed = BinningEstimator(bins=10)
+    for est in (auto, frozen):
+        pair = est.layer_information(x, t, y)
+        assert float(pair[0]) == float(observed.input_information(x, t))
+        assert float(pair[1]) == float(observed.label_information(t, y))
+    assert out_of_range_fraction(t, calibration["value_range"]) == 0.0
+    # a later epoch whose activations doubled: the observed range rescales the bins with the
+    # layer, so it cannot see the change; the frozen bins do (and clip the top to the last bin)
+    later = 2.0 * t
+    assert float(observed.input_information(x, later)) == float(observed.input_information(x, t))
+    assert float(frozen.input_information(x, later)) > float(frozen.input_information(x, t))
+    fraction = out_of_range_fraction(later, calibration["value_range"])
+    assert fraction == pytest.approx(float((later > t.max()).double().mean()))
+    assert 0.0 < fraction < 1.0
+
+
+def test_auto_range_in_the_generic_call_and_a_constant_layer():
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.randn(300, 2, generator=gen), torch.randn(300, 1, generator=gen)
+    auto = BinningEstimator(bins=6, value_range="auto")
+    # calibrated on x; a continuous y is binned in that same range, as for any fixed range
+    low, high = float(x.min()), float(x.max())
+    assert float(auto.mutual_information(x, y)) == float(
+        binning_mutual_information(x, y, bins=6, value_range=(low, high))
+    )
+    # integer x are codes, never binned: a continuous y keeps its own observed range
+    codes = torch.randint(0, 4, (300,), generator=gen)
+    assert float(auto.mutual_information(codes, y)) == float(
+        binning_mutual_information(codes, y, bins=6)
+    )
+    with pytest.raises(ValueError, match=r"`t` is constant .*value_range='auto' has no range"):
+        auto.calibration(torch.ones(50, 3))
+    with pytest.raises(ValueError, match=r"`t` is constant"):
+        auto.input_information(torch.randn(50, 2), torch.ones(50, 3))
+    with pytest.raises(ValueError, match=r"`x` is constant"):
+        auto.mutual_information(torch.ones(50, 3), torch.arange(50))
+    with pytest.raises(ValueError, match=r"`value_range` must be \(low, high\) .* or 'auto'"):
+        BinningEstimator(value_range="observed")
+    with pytest.raises(ValueError, match=r"`value_range` must be \(low, high\)"):
+        discretize(x, value_range="auto")  # the functional API takes explicit ranges only
+
+
+def test_out_of_range_fraction():
+    t = torch.tensor([[-2.0, -1.0], [0.0, 1.0], [1.5, 0.5]])
+    assert out_of_range_fraction(t, (-1.0, 1.0)) == pytest.approx(2 / 6)
+    assert out_of_range_fraction(t, (-5, 5)) == 0.0
+    assert out_of_range_fraction(t[:, 0], (-1.0, 1.0)) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match=r"`value_range` must be \(low, high\)"):
+        out_of_range_fraction(t, (1.0, -1.0))
+    with pytest.raises(ValueError, match="`t` contains 1 NaN"):
+        out_of_range_fraction(torch.tensor([0.0, math.nan]), (-1.0, 1.0))

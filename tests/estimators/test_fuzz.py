@@ -9,7 +9,9 @@ many classes or non-contiguous values. Properties:
   argument -- and raises exactly when the input breaks a documented requirement;
 - I(T;Y) <= H(Y) + tolerance (nats estimators), nHSIC in [0, 1];
 - I(X;T) <= H(X) (<= log n) for the estimators that treat X as discrete by identity;
-- constant T carries ~no label information;
+- constant T carries ~no label information; an estimator whose default parameter is
+  calibrated on the layer (``noise_var="auto"``) refuses it instead (no scale), and is
+  checked at a fixed parameter;
 - invariance under a joint permutation of the rows and under documented rescalings;
 - ``layer_information`` equals the two separate estimates.
 
@@ -49,9 +51,12 @@ NEURAL_SETTINGS = {
 
 #: Documented minimum sample counts: Gaussian fit and HSIC need 2; KSG needs k + 1 = 4; the
 #: neural bounds need 4 samples in each split, i.e. 12 at the default val_fraction=0.3.
+#: noisy calibrates noise_var="auto" on the layer: it needs two distinct rows (see
+#: CALIBRATED_DEFAULT), which also rules out n = 1.
 MIN_SAMPLES = {
     "binning": 1,
     "kde": 1,
+    "noisy": 1,
     "renyi": 1,
     "gaussian": 2,
     "hsic": 2,
@@ -77,6 +82,9 @@ LABEL_BOUND_TOL: dict[str, float] = {
     # H(G) + sum_g p(g) min(fit_g, H(Y|G=g)) <= H(G) + H(Y|G) = H(Y) exactly (G, the
     # support group, is a function of Y); the tolerance covers the round-off of the sums
     "gaussian": 1e-9,
+    # noisy: the same per-point form as kde, with the log-density ratios of Monte Carlo draws
+    # in place of the pairwise terms: log(kernel mass of the own class / all) <= 0 per draw
+    "noisy": 1e-9,
     # neural lower bounds evaluated on a small held-out split can exceed H(Y): the split's
     # label entropy differs from H(Y), DV-type bounds on a k-sample block reach up to
     # -log(share of same-label off-diagonal pairs) > H(Y), and the best of several
@@ -89,9 +97,11 @@ LABEL_BOUND_TOL: dict[str, float] = {
 #: |I(T;Y)| for a fully constant T (nats, or nHSIC units).
 CONSTANT_TOL = {
     # exactly 0 in exact arithmetic: one bin / all distances exactly 0 / a rank-one Gram /
-    # every class on the same single point (one support group) / nHSIC's constant rule
+    # every class on the same single point (one support group) / nHSIC's constant rule /
+    # every log-density ratio 0 (noisy, at the fixed noise_var of CALIBRATED_DEFAULT)
     "binning": 1e-12,
     "kde": 1e-12,
+    "noisy": 1e-12,
     "hsic": 1e-12,
     "gaussian": 1e-9,
     "renyi": 1e-9,
@@ -115,8 +125,14 @@ NEURAL_CONSTANT_RANGE = {
 }
 KSG_CONSTANT_MIN_SAMPLES = 40
 
+#: Estimators whose default parameter is calibrated on the layer (noise_var="auto"): a layer
+#: without two distinct rows has no scale and is refused with a ValueError. The constant-layer
+#: test checks them at this fixed parameter as well, where I(T;Y) is exactly 0 (every
+#: log-density ratio is 0: no distance and no noise direction that differs between samples).
+CALIBRATED_DEFAULT = {"noisy": {"noise_var": 1.0}}
+
 #: Estimators that treat X as discrete by identity: I(X;T) <= H(X) <= log n, exactly.
-DISCRETE_INPUT_BOUND_TOL = {"binning": 1e-12, "kde": 1e-9}
+DISCRETE_INPUT_BOUND_TOL = {"binning": 1e-12, "kde": 1e-9, "noisy": 1e-9}
 
 #: |change| under a joint permutation of the rows: float64 summation-order round-off. For
 #: the Gaussian fit, round-off of the covariance is amplified by 1 / ridge (1e6) in the
@@ -295,6 +311,14 @@ def _outcome(fn, *args) -> float | None:
     return float(value)
 
 
+def _calibratable(name: str, t: torch.Tensor) -> bool:
+    """A layer with two distinct rows: what an estimator calibrated by default needs."""
+    if name not in CALIBRATED_DEFAULT:
+        return True
+    rows = t.reshape(t.shape[0], -1).to(torch.float64)
+    return bool((rows != rows[:1]).any())
+
+
 def _check_refusal(name: str, value: float | None, n: int, finite: bool, extra_ok=True):
     """A ValueError exactly when the input breaks a documented requirement."""
     if name not in MIN_SAMPLES:  # an estimator this file does not know: finiteness only
@@ -313,7 +337,7 @@ def _check_label_information(name: str, data) -> None:
     y = data.draw(label_vectors(n))
     est = _make(name)
     value = _outcome(est.label_information, t, y)
-    _check_refusal(name, value, n, finite, _labels_usable(name, t, y))
+    _check_refusal(name, value, n, finite, _labels_usable(name, t, y) and _calibratable(name, t))
     if value is None:
         return
     if est.unit != "nats":  # HSIC: nHSIC is documented in [0, 1]
@@ -337,7 +361,7 @@ def _check_input_information(name: str, data) -> None:
     x = data.draw(inputs(n))
     est = _make(name)
     value = _outcome(est.input_information, x, t)
-    _check_refusal(name, value, n, finite)
+    _check_refusal(name, value, n, finite, _calibratable(name, t))
     if value is None:
         return
     if est.unit != "nats":
@@ -356,7 +380,11 @@ def _check_constant_layer(name: str, data) -> None:
     label_kinds = ("one_class", "two", "noncontiguous") if name == "ksg" else LABEL_KINDS
     y = data.draw(label_vectors(t.shape[0], kinds=label_kinds))
     value = _outcome(_make(name).label_information, t, y)
-    _check_refusal(name, value, t.shape[0], finite, _labels_usable(name, t, y))
+    usable = _labels_usable(name, t, y)
+    _check_refusal(name, value, t.shape[0], finite, usable and _calibratable(name, t))
+    if name in CALIBRATED_DEFAULT:
+        value = _outcome(get_estimator(name, **CALIBRATED_DEFAULT[name]).label_information, t, y)
+        _check_refusal(name, value, t.shape[0], finite, usable)
     if value is None:
         return
     if name in NEURAL:
@@ -428,7 +456,9 @@ def _tie_free(z: torch.Tensor) -> bool:
 @FUZZ
 def test_joint_row_permutation_leaves_the_estimate_unchanged(name, data):
     # KSG breaks ties with a jitter drawn per row position, so with tied rows the order
-    # matters by design; there it is fuzzed on tie-free float64 data only.
+    # matters by design; there it is fuzzed on tie-free float64 data only. noisy draws its
+    # noise per row position too: a permutation changes the draws, not the distribution of
+    # the estimate (tested within Monte Carlo error in test_noisy.py).
     kinds = ("generic",) if name == "ksg" else LAYER_KINDS
     dtypes = (torch.float64,) if name == "ksg" else None
     t, finite = data.draw(layers(min_n=MIN_SAMPLES[name], kinds=kinds, dtypes=dtypes))
@@ -458,11 +488,12 @@ def test_joint_row_permutation_leaves_the_estimate_unchanged(name, data):
         )
 
 
-@pytest.mark.parametrize("name", DETERMINISTIC)
+@pytest.mark.parametrize("name", [*DETERMINISTIC, "noisy"])
 @given(data=st.data())
 @FUZZ
 def test_layer_information_equals_the_two_separate_estimates(name, data):
-    # binning and KDE override layer_information to share one pass over t
+    # binning, KDE and noisy override layer_information to share one pass over t (noisy:
+    # the same seeded noise draws in both, so it is exact there too)
     t, _ = data.draw(layers(min_n=MIN_SAMPLES[name]))
     n = t.shape[0]
     x, y = data.draw(inputs(n)), data.draw(label_vectors(n))
@@ -483,8 +514,17 @@ def test_layer_information_equals_the_two_separate_estimates(name, data):
 #: The factors are powers of two, which scale exactly: an arbitrary factor rounds the input
 #: itself (1e6 + 1e-6 z times 3 loses 1e-4 of the spread), may move a value sitting on a
 #: bin edge, or reorder a tie. Tolerances: float64 round-off as for permutations.
+#: noisy with noise_var="auto": the noise scales with the layer (a power of two scales every
+#: distance, the median, its square root and every ratio exactly; the draws are the same).
 PER_COLUMN_SCALE = ("ksg", "gaussian", "renyi")
-SCALE_TOL = {"binning": 0.0, "ksg": 1e-12, "gaussian": 1e-6, "renyi": 1e-8, "hsic": 1e-9}
+SCALE_TOL = {
+    "binning": 0.0,
+    "ksg": 1e-12,
+    "gaussian": 1e-6,
+    "renyi": 1e-8,
+    "hsic": 1e-9,
+    "noisy": 1e-12,
+}
 
 
 @pytest.mark.parametrize("name", list(SCALE_TOL))

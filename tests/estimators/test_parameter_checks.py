@@ -18,6 +18,7 @@ from lit_infobottleneck.estimators import (
     KDEEstimator,
     KSGEstimator,
     MINEEstimator,
+    NoisyEstimator,
     NWJEstimator,
     RenyiEstimator,
     SMILEEstimator,
@@ -35,6 +36,7 @@ INT_AT_LEAST = r"must be an integer >= {}, got {}"
 POSITIVE = r"must be a finite number > 0, got"
 NON_NEGATIVE = r"must be a finite number >= 0, got"
 SWITCH = r"must be True or False, got"
+AUTO_OR_POSITIVE = r"must be a finite number > 0 or 'auto', got"
 
 #: name -> parameter -> [(bad value, message fragment after the backticked name)]
 BAD: dict[str, dict[str, list[tuple[object, str]]]] = {
@@ -54,8 +56,24 @@ BAD: dict[str, dict[str, list[tuple[object, str]]]] = {
         ],
     },
     "kde": {
-        "noise_var": [(0.0, POSITIVE), (-0.1, POSITIVE), (NAN, POSITIVE), (INF, POSITIVE)],
+        "noise_var": [
+            *[(bad, POSITIVE) for bad in (0.0, -0.1, NAN, INF)],
+            ("median", AUTO_OR_POSITIVE),
+        ],
         "bound": [("middle", r"must be one of \('upper', 'lower'\)")],
+    },
+    "noisy": {
+        "noise_var": [
+            *[(bad, POSITIVE) for bad in (0.0, -0.1, NAN, INF)],
+            ("Auto", AUTO_OR_POSITIVE),
+        ],
+        "samples": [
+            (0, INT_AT_LEAST.format(1, 0)),
+            (2.5, INT_AT_LEAST.format(1, r"2\.5")),
+            (True, INT_AT_LEAST.format(1, "True")),
+        ],
+        "seed": [(-1, INT_AT_LEAST.format(0, -1)), (1.5, INT_AT_LEAST.format(0, r"1\.5"))],
+        "chunk_size": [(0, INT_AT_LEAST.format(1, 0)), (1.5, INT_AT_LEAST.format(1, r"1\.5"))],
     },
     "ksg": {
         "k": [
@@ -126,6 +144,7 @@ BAD["smile"]["tau"] = [(bad, POSITIVE) for bad in (0.0, -1.0, NAN, INF)]
 CLASSES = {
     "binning": BinningEstimator,
     "kde": KDEEstimator,
+    "noisy": NoisyEstimator,
     "ksg": KSGEstimator,
     "gaussian": GaussianEstimator,
     "renyi": RenyiEstimator,
@@ -165,8 +184,20 @@ def test_every_constructor_parameter_of_every_estimator_is_checked():
 
 #: Values on the edge of each valid range: accepted, and round-tripped through params().
 EDGE = {
-    "binning": [{"bins": 2}, {"bin_width": 1e-12}, {"value_range": [-1, 1]}],
-    "kde": [{"noise_var": 1e-12}, {"bound": "lower"}],
+    "binning": [
+        {"bins": 2},
+        {"bin_width": 1e-12},
+        {"value_range": [-1, 1]},
+        {"value_range": "auto"},
+    ],
+    "kde": [{"noise_var": 1e-12}, {"noise_var": "auto"}, {"bound": "lower"}],
+    "noisy": [
+        {"noise_var": 1e-12},
+        {"noise_var": "auto"},
+        {"samples": 1},
+        {"seed": 0},
+        {"chunk_size": 1},
+    ],
     "ksg": [{"k": 1}, {"jitter": 0.0}, {"seed": 0}, {"metric": "euclidean"}, {"backend": "tree"}],
     "gaussian": [{"ridge": 1e-12}],
     "renyi": [

@@ -5,7 +5,9 @@ import torch
 
 from lit_infobottleneck.estimators import Estimator, available_estimators, get_estimator
 
-CORE = ["binning", "gaussian", "hsic", "kde", "ksg", "renyi"]
+CORE = ["binning", "gaussian", "hsic", "kde", "ksg", "noisy", "renyi"]
+#: Estimators whose I(X;T) treats each distinct input as its own value (I(X;T) <= log n).
+IDENTITY_X = {"binning", "kde", "noisy"}
 
 
 def test_core_families_are_registered():
@@ -89,3 +91,24 @@ def test_layer_information_equals_the_two_separate_calls(name):
     ixt, ity = est.layer_information(x, t, y)
     assert float(ixt) == pytest.approx(float(est.input_information(x, t)), abs=1e-12)
     assert float(ity) == pytest.approx(float(est.label_information(t, y)), abs=1e-12)
+
+
+def test_calibration_api_of_every_estimator():
+    gen = torch.Generator().manual_seed(4)
+    t = torch.relu(torch.randn(80, 6, generator=gen, dtype=torch.float64))
+    auto = {"kde": {"noise_var": "auto"}, "binning": {"value_range": "auto"}, "noisy": {}}
+    for name in available_estimators():
+        est = get_estimator(name)
+        assert type(est).treats_x_by_identity is (name in IDENTITY_X)
+        rebuilt = est.with_params()
+        assert type(rebuilt) is type(est) and rebuilt.params() == est.params()
+        if name not in auto:
+            assert est.calibration(t) == {}
+            continue
+        calibrated = get_estimator(name, **auto[name])
+        values = calibrated.calibration(t)
+        assert values and set(values) <= set(calibrated.params())
+        frozen = calibrated.with_params(**values)
+        assert frozen.calibration(t) == {}
+        assert {k: frozen.params()[k] for k in values} == values
+        assert all(v == "auto" for k, v in calibrated.params().items() if k in values)
