@@ -7,9 +7,11 @@ leaves the user's backend alone, needs no ``close``, and renders with ``fig.save
 Input is the history InfoMetrics keeps: a list of records
 ``{"epoch": int, "estimator": str, "layer": str, "I_XT": float, "I_TY": float, "unit": str}``,
 optionally with bootstrap bounds ``I_XT_low``, ``I_XT_high``, ``I_TY_low``, ``I_TY_high``
-(drawn as error bars). ``unit`` is ``"bits"`` or ``"nats"`` for information estimators and
-the score's own name for dependence measures that are not information (``"nHSIC"``,
-unitless in [0, 1], or ``"HSIC"``); records of one estimator share one unit.
+(drawn as error bars), and ``flags`` (a non-empty list marks an estimate that measures
+the estimator rather than the layer, e.g. ``saturated_xt``: drawn hollow). ``unit`` is
+``"bits"`` or ``"nats"`` for information estimators and the score's own name for
+dependence measures that are not information (``"nHSIC"``, unitless in [0, 1], or
+``"HSIC"``); records of one estimator share one unit.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 MARKERS = "osD^v<>ph*"
@@ -98,6 +102,7 @@ def information_plane(
     epochs = [r["epoch"] for r in rows] or [0]
     norm = Normalize(vmin=min(epochs), vmax=max(max(epochs), min(epochs) + 1))
     scatter = None
+    any_flagged = False
     for i, layer in enumerate(_layers_in_order(rows)):
         points = _points(rows, layer)
         xs, ys = [r["I_XT"] for r in points], [r["I_TY"] for r in points]
@@ -115,17 +120,33 @@ def information_plane(
                 capsize=1.5,
                 zorder=1.5,
             )
+        marker = MARKERS[i % len(MARKERS)]
+        clean = [r for r in points if not r.get("flags")]
+        flagged = [r for r in points if r.get("flags")]
         scatter = ax.scatter(
-            xs,
-            ys,
-            c=[r["epoch"] for r in points],
+            [r["I_XT"] for r in clean],
+            [r["I_TY"] for r in clean],
+            c=[r["epoch"] for r in clean],
             cmap="viridis",
             norm=norm,
-            marker=MARKERS[i % len(MARKERS)],
+            marker=marker,
             s=22,
             zorder=2,
             label=layer,
         )
+        if flagged:
+            ax.scatter(
+                [r["I_XT"] for r in flagged],
+                [r["I_TY"] for r in flagged],
+                facecolors="none",
+                edgecolors=[colormaps["viridis"](norm(r["epoch"])) for r in flagged],
+                marker=marker,
+                s=22,
+                linewidths=1.0,
+                zorder=2,
+                label=layer if not clean else None,
+            )
+            any_flagged = True
     _set_limits(ax, unit, h_x, h_y)
     x_label, y_label = _labels(unit)
     ax.set_xlabel(x_label)
@@ -137,7 +158,13 @@ def information_plane(
     if scatter is not None:
         colorbar = fig.colorbar(scatter, ax=ax, label="epoch")
         colorbar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7, loc="best")
+        handles, labels = ax.get_legend_handles_labels()
+        if any_flagged:
+            handles.append(
+                Line2D([], [], marker="o", linestyle="", markerfacecolor="none", color="0.3")
+            )
+            labels.append("hollow: flagged (saturated, clipped, ...)")
+        ax.legend(handles, labels, fontsize=7, loc="best")
     return fig
 
 

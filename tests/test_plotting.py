@@ -236,3 +236,22 @@ def test_bounds_on_the_wrong_side_of_the_estimate_do_not_fail():
     records[1].pop("I_TY_high")  # a record without complete bounds gets no bar
     for draw in (information_plane, information_curves):
         FigureCanvasAgg(draw(records, "binning")).draw()
+
+
+def test_flagged_points_are_drawn_hollow_and_explained_in_the_legend():
+    records = make_records()
+    for record in records:
+        if record["epoch"] == 0:
+            record["flags"] = ["saturated_xt"]
+    ax = information_plane(records, "binning", h_x=8.0, h_y=3.3).axes[0]
+    hollow = [c for c in ax.collections if len(c.get_facecolors()) == 0]
+    filled = [c for c in ax.collections if len(c.get_facecolors()) > 0]
+    flagged = sum(1 for r in records if r.get("flags") and r["estimator"] == "binning")
+    assert sum(len(c.get_offsets()) for c in hollow) == flagged > 0
+    assert sum(len(c.get_offsets()) for c in filled) == sum(
+        1 for r in records if not r.get("flags") and r["estimator"] == "binning"
+    )
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(label.startswith("hollow: flagged") for label in labels)
+    clean = information_plane(make_records(), "binning", h_x=8.0, h_y=3.3).axes[0]
+    assert not any(t.get_text().startswith("hollow") for t in clean.get_legend().get_texts())

@@ -11,6 +11,12 @@ Units: mutual-information estimators return nats and are converted to ``unit`` (
 unitless scores) keep their own unit and are left out of the bits conversion, of the
 ceilings H(X), H(Y) and of the data-processing check.
 
+Flags and calibration: every record carries a ``flags`` list (see ``_flags.py``) and
+``result.hints`` says, once per flagged estimate, why and what to change. Estimators with an
+automatic parameter (``noise_var="auto"``, ``value_range="auto"``) are calibrated per layer
+on the first data they see; the values chosen are returned in ``result.calibration`` and
+passed back in through ``calibration`` on later epochs, so every epoch uses the same ones.
+
 Failures: an estimate that raises anything (a documented ``ValueError`` refusal, a
 ``LinAlgError``, out-of-memory, a bug) is skipped with a warning naming the estimator, the
 layer, the exception type and its message; the other estimates go on. With
@@ -29,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lit_infobottleneck.callbacks._flags import record_flags
 from lit_infobottleneck.estimators import Estimator
 from lit_infobottleneck.estimators.binning import plugin_entropy
 
@@ -42,15 +49,19 @@ MIN_SAMPLES = 4
 class EstimateResult:
     """What one measured epoch produced: plain data, so it can be broadcast to every rank.
 
-    ``records``: ``{"epoch", "step", "estimator", "layer", "unit", "I_XT", "I_TY"}`` (and
-    the bootstrap bounds), in estimator then layer order. ``dpi``: per estimator label, the
-    layers whose I(X;T) exceeds the previous layer's by more than the tolerance (only for
-    information units). ``h_x`` = log n and ``h_y`` = H(Y) in ``unit``; ``n`` samples.
+    ``records``: ``{"epoch", "step", "estimator", "layer", "unit", "I_XT", "I_TY",
+    "flags"}`` (and the bootstrap bounds, ``clipped_fraction``), in estimator then layer
+    order. ``dpi``: per estimator label, the layers whose I(X;T) exceeds the previous
+    layer's by more than the tolerance (only for information units). ``hints``: ``(label,
+    layer, flag, message)`` per raised flag. ``calibration``: ``{label: {layer: params}}``
+    chosen at this call. ``h_x`` = log n and ``h_y`` = H(Y) in ``unit``; ``n`` samples.
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dpi: dict[str, list[str]] = field(default_factory=dict)
+    hints: list[tuple[str, str, str, str]] = field(default_factory=list)
+    calibration: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     seconds: float = 0.0
     h_x: float = 0.0
     h_y: float = 0.0
@@ -80,6 +91,7 @@ def estimate_layers(
     epoch: int = 0,
     step: int = 0,
     strict: bool = False,
+    calibration: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> EstimateResult:
     """I(X;T) and I(T;Y) of every layer by every estimator (see the module docstring).
 
@@ -95,6 +107,8 @@ def estimate_layers(
         dpi_tolerance: allowed growth of I(X;T) with depth, in ``unit``.
         epoch, step: stamped on every record.
         strict: re-raise the first exception of an estimate instead of skipping it.
+        calibration: ``{label: {layer: params}}`` fixed at earlier epochs; layers missing
+            here are calibrated now (see the module docstring).
     """
     if unit not in INFORMATION_UNITS:
         raise ValueError(f"`unit` must be one of {INFORMATION_UNITS}, got {unit!r}.")
@@ -111,6 +125,8 @@ def estimate_layers(
         )
         return result
     usable = _usable_layers(layers, n, epoch, result.warnings)
+    h_x_nats, h_y_nats = result.h_x / scale, result.h_y / scale
+    known = calibration or {}
     for label, estimator in estimators.items():
         est_unit = record_unit(estimator, unit)
         est_scale = scale if estimator.unit == "nats" else 1.0
@@ -124,18 +140,30 @@ def estimate_layers(
             }
             if constant:  # a function of nothing: I(X;T) = I(T;Y) = 0 exactly
                 keys = ("I_XT", "I_TY") + (BOUND_KEYS if bootstrap else ())
-                result.records.append({**record, **dict.fromkeys(keys, 0.0)})
+                result.records.append({**record, **dict.fromkeys(keys, 0.0), "flags": []})
                 continue
             try:
-                i_xt, i_ty = estimator.layer_information(x, t, y)
+                params = known.get(label, {}).get(name)
+                if params is None:
+                    params = estimator.calibration(t)
+                    if params:
+                        result.calibration.setdefault(label, {})[name] = dict(params)
+                layer_estimator = estimator.with_params(**params) if params else estimator
+                i_xt, i_ty = layer_estimator.layer_information(x, t, y)
                 record["I_XT"] = float(i_xt) * est_scale
                 record["I_TY"] = float(i_ty) * est_scale
                 if bootstrap:
                     record.update(
                         bootstrap_bounds(
-                            estimator, x, t, y, (i_xt, i_ty), bootstrap, seed, est_scale
+                            layer_estimator, x, t, y, (i_xt, i_ty), bootstrap, seed, est_scale
                         )
                     )
+                flags, hints, extra = record_flags(
+                    layer_estimator, x, t, float(i_xt), float(i_ty), h_x=h_x_nats, h_y=h_y_nats
+                )
+                record.update(extra)
+                record["flags"] = flags
+                result.hints.extend((label, name, flag, hints[flag]) for flag in flags)
             except Exception as err:  # any failure skips this one estimate, never the run
                 if strict:
                     raise
@@ -207,9 +235,11 @@ def bootstrap_bounds(
 
 def dpi_violations(records: list[dict[str, Any]], tolerance: float) -> list[str]:
     """Layers (in record order) whose I(X;T) exceeds the previous layer's by more than
-    ``tolerance``: impossible for a Markov chain X -> T_1 -> T_2 -> ..."""
+    ``tolerance``: impossible for a Markov chain X -> T_1 -> T_2 -> ... Each such record
+    gets the ``dpi`` flag."""
     flagged = []
     for previous, current in itertools.pairwise(records):
         if current["I_XT"] > previous["I_XT"] + tolerance:
             flagged.append(f"{current['layer']} (after {previous['layer']})")
+            current.setdefault("flags", []).append("dpi")
     return flagged

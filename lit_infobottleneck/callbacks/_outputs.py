@@ -28,16 +28,25 @@ HISTORY_FILES = ("info_metrics.csv", "info_metrics.json")
 
 
 def write_history(directory: Path, history: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
-    """The whole history as CSV (one row per record) and JSON (``meta`` plus ``records``)."""
+    """The whole history as CSV (one row per record, ``flags`` joined by ``;``) and JSON
+    (``meta`` plus ``records``)."""
     directory.mkdir(parents=True, exist_ok=True)
     records = sorted(history, key=lambda r: (r["epoch"], r["estimator"]))
     fields = list(dict.fromkeys(k for r in records for k in r))
     with _replace_atomically(directory / "info_metrics.csv") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(_csv_row(r) for r in records)
     with _replace_atomically(directory / "info_metrics.json") as f:
         json.dump({**meta, "records": records}, f, indent=1)
+
+
+def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as a CSV row: the ``flags`` list ``;``-joined."""
+    row = dict(record)
+    if isinstance(row.get("flags"), list):
+        row["flags"] = ";".join(row["flags"])
+    return row
 
 
 def first_tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:

@@ -3,9 +3,11 @@
 Samples are named by a global index: the position in the un-sharded sampler order (with a
 ``DistributedSampler``, rank r's i-th sample is ``i * world + r``). A seeded random subset
 of ``max_samples`` of the indices the epoch will actually see (after ``limit_val_batches``)
-is measured, the same every epoch as long as the loader does not shuffle. Ranks with their
-own samplers (no ``DistributedSampler``) get unique ids ``position * world + rank`` that are
-not dataset indices; then the first ``max_samples`` ids that exist are kept.
+is measured, the same every epoch as long as the loader does not shuffle. Where the indices
+are not known (an ``IterableDataset``), the first ``max_samples`` samples are measured.
+Ranks with their own samplers (no ``DistributedSampler``) get unique ids ``position *
+world + rank`` that are not dataset indices; then the first ``max_samples`` ids that exist
+are kept.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.data import DistributedSampler, RandomSampler
+from torch.utils.data import DistributedSampler, IterableDataset, RandomSampler
 
 from lit_infobottleneck.metrics import gather_rows
 
@@ -35,11 +37,15 @@ def loader_shuffles(loader: Any) -> bool:
 
 
 def global_length(loader: Any, sharded: bool) -> int | None:
-    """Number of global indices of the un-sharded sampler order, or None if unknown.
+    """Number of global indices of the un-sharded sampler order, or None if unknown (an
+    ``IterableDataset``, whose ``len`` may count anything: then the first ``max_samples``
+    samples are measured).
 
     A ``DistributedSamplerWrapper``'s ``dataset`` is the wrapped user sampler, whose length
     (not the dataset's) marks where the padding starts.
     """
+    if isinstance(getattr(loader, "dataset", None), IterableDataset):
+        return None
     sampler: Any = getattr(loader, "sampler", None)
     try:
         return len(sampler.dataset if sharded else sampler)
@@ -56,6 +62,8 @@ def seen_length(
     """Global indices a validation epoch reaches with ``num_batches`` batches per rank
     (``limit_val_batches``), or None when the batch size is unknown or all are seen."""
     batch_size = getattr(loader, "batch_size", None)
+    if batch_size is None:  # a loader built with batch_sampler=
+        batch_size = getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
     if not isinstance(batch_size, int) or not isinstance(num_batches, int) or num_batches < 0:
         return None
     return num_batches * batch_size * (world if sharded else 1)

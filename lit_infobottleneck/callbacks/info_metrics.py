@@ -52,7 +52,6 @@ information plane analyses of neural network classifiers -- a review".
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,6 +87,7 @@ from lit_infobottleneck.callbacks._outputs import (
 )
 from lit_infobottleneck.callbacks._reduction import FeatureReducer
 from lit_infobottleneck.estimators import Estimator, get_estimator
+from lit_infobottleneck.metrics import broadcastable
 
 BatchToXY = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
 DEFAULT_ESTIMATORS: tuple[dict[str, Any], ...] = (
@@ -224,11 +224,13 @@ class InfoMetrics(Callback):
         self.plot, self.strict = plot, strict
         self.history: list[dict[str, Any]] = []
         self.meta: dict[str, Any] = {}
+        self.calibration: dict[str, dict[str, dict[str, Any]]] = {}
         self._capture: ActivationCapture | None = None
         self._active = False
         self._layout_written = False
         self._announced: set[str] = set()
         self._told: set[str] = set()
+        self._warned_flags: set[tuple[str, str, str]] = set()
         self._inputs: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
         self._indices: list[torch.Tensor] = []
@@ -259,6 +261,7 @@ class InfoMetrics(Callback):
         self._layout_written = False
         self._announced = set()
         self._told = set()
+        self._warned_flags = set()
         self._capture = None
 
     def _resolve(self, pl_module: pl.LightningModule) -> None:
@@ -303,7 +306,14 @@ class InfoMetrics(Callback):
         self._active = False
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": [dict(r) for r in self.history], "meta": dict(self.meta)}
+        return {
+            "history": [dict(r) for r in self.history],
+            "meta": dict(self.meta),
+            "calibration": {
+                label: {layer: dict(params) for layer, params in layers.items()}
+                for label, layers in self.calibration.items()
+            },
+        }
 
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
@@ -346,11 +356,18 @@ class InfoMetrics(Callback):
                 if key in meta:
                     meta[key] = meta[key] * factor
             meta["unit"] = self.unit
+            meta["units"] = {
+                label: record_unit(est, self.unit) for label, est in self.estimators.items()
+            }
             rank_zero_info(
                 f"InfoMetrics: the checkpoint's history is in {saved_unit}; converted to "
                 f"{self.unit} (`unit`)."
             )
         self.history, self.meta = history, meta
+        self.calibration = {
+            label: {layer: dict(params) for layer, params in layers.items()}
+            for label, layers in state_dict.get("calibration", {}).items()
+        }
 
     # ------------------------------------------------------------------ schedule
 
@@ -403,13 +420,14 @@ class InfoMetrics(Callback):
         seen = _sampling.seen_length(loader, batches, self._world, sharded)
         if sharded:  # ranks may stop at different batches: the subset is drawn over all
             local = torch.tensor(-1 if seen is None else seen, device=trainer.strategy.root_device)
-            seen = int(trainer.strategy.reduce(local, reduce_op="max"))
+            seen = int(trainer.strategy.all_gather(local).max())
             seen = None if seen < 0 else seen
         if seen is not None and seen < length:
             self._tell_once(
                 "limit",
                 f"InfoMetrics draws its subset of max_samples={self.max_samples} from the "
-                f"{seen} validation samples that limit_val_batches leaves (of {length}).",
+                f"{seen} validation samples the epoch runs (of {length}; limit_val_batches "
+                "or drop_last).",
             )
             length = seen
         return _sampling.subset_mask(length, self.max_samples, self.seed)
@@ -510,7 +528,7 @@ class InfoMetrics(Callback):
                 result = self._estimate(data, names, trainer.current_epoch, trainer.global_step)
             except Exception as err:  # strict, or a failure outside one estimate
                 if self.strict:
-                    failure, result = err, _picklable(err)
+                    failure, result = err, broadcastable(err)
                 else:
                     message = f"estimation skipped at epoch {trainer.current_epoch}: "
                     result = EstimateResult(warnings=[message + f"{type(err).__name__}: {err}"])
@@ -536,6 +554,7 @@ class InfoMetrics(Callback):
             epoch=epoch,
             step=step,
             strict=self.strict,
+            calibration=self.calibration,
         )
 
     def _announce_reductions(self) -> None:
@@ -560,6 +579,11 @@ class InfoMetrics(Callback):
     ) -> None:
         for message in result.warnings:
             rank_zero_warn(f"InfoMetrics: {message}.")
+        self._freeze_calibration(result.calibration)
+        for label, layer, flag, hint in result.hints:
+            if (label, layer, flag) not in self._warned_flags:
+                self._warned_flags.add((label, layer, flag))
+                rank_zero_warn(f"InfoMetrics flags {flag} ({label}, layer {layer!r}): {hint}.")
         records = result.records
         if not records:
             return
@@ -583,6 +607,7 @@ class InfoMetrics(Callback):
             "reductions": {name: r.describe() for name, r in self.reducer.applied.items()},
             "estimator_names": {label: est.name for label, est in self.estimators.items()},
             "layers": list(dict.fromkeys(r["layer"] for r in records)),
+            "calibration": self.calibration,
         }
         for record in records:
             base = f"info/{record['estimator']}"
@@ -590,6 +615,24 @@ class InfoMetrics(Callback):
                 if key in record:
                     name = f"{base}/{key}/{record['layer']}"
                     pl_module.log(name, record[key], on_epoch=True, sync_dist=True)
+        for label in self.estimators:
+            mine = [r for r in records if r["estimator"] == label]
+            flagged = [r for r in mine if r.get("flags")]
+            saturated = [
+                r for r in mine if {"saturated_xt", "saturated_ty"} & set(r.get("flags", []))
+            ]
+            pl_module.log(
+                f"info/{label}/flagged", float(len(flagged)), on_epoch=True, sync_dist=True
+            )
+            pl_module.log(
+                f"info/{label}/saturated", float(len(saturated)), on_epoch=True, sync_dist=True
+            )
+            for layer, params in self.calibration.get(label, {}).items():
+                for key, value in params.items():
+                    if isinstance(value, float):
+                        pl_module.log(
+                            f"info/{label}/{key}/{layer}", value, on_epoch=True, sync_dist=True
+                        )
         for label, violations in result.dpi.items():
             count = float(len(violations))
             pl_module.log(f"info/{label}/dpi_violations", count, on_epoch=True, sync_dist=True)
@@ -603,6 +646,51 @@ class InfoMetrics(Callback):
         pl_module.log("info/seconds", result.seconds, on_epoch=True, sync_dist=True)
         directory = self.log_dir(trainer)  # on every rank: trainer.log_dir is a collective
         self._write_outputs(directory, trainer, epoch)
+
+    def _freeze_calibration(self, chosen: dict[str, dict[str, dict[str, Any]]]) -> None:
+        """Keep the parameters calibrated at this epoch for the rest of the run."""
+        for label, layers in chosen.items():
+            for layer, params in layers.items():
+                if layer in self.calibration.get(label, {}):
+                    continue
+                self.calibration.setdefault(label, {})[layer] = dict(params)
+                values = ", ".join(f"{k}={v!r}" for k, v in params.items())
+                rank_zero_info(
+                    f"InfoMetrics calibrated {label} on layer {layer!r}: {values} (frozen for "
+                    "the rest of the run, stored in the checkpoint)."
+                )
+
+    def flag_summary(self) -> str:
+        """One line on the flags of the last measured epoch ("" if none was measured)."""
+        if not self.history:
+            return ""
+        last = max(r["epoch"] for r in self.history)
+        records = [r for r in self.history if r["epoch"] == last]
+        counts: dict[str, int] = {}
+        for record in records:
+            for flag in record.get("flags", []):
+                counts[flag] = counts.get(flag, 0) + 1
+        flagged = sum(1 for r in records if r.get("flags"))
+        if not flagged:
+            return f"InfoMetrics: no flags at epoch {last} ({len(records)} estimates)."
+        listed = ", ".join(f"{flag} {count}" for flag, count in counts.items())
+        return (
+            f"InfoMetrics: {flagged} of {len(records)} estimates flagged at epoch {last} "
+            f"({listed}); see info_metrics.json."
+        )
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Say in one line when the last measured plane is all flags."""
+        if not self.history:
+            return
+        last = max(r["epoch"] for r in self.history)
+        records = [r for r in self.history if r["epoch"] == last]
+        if records and all(r.get("flags") for r in records):
+            rank_zero_warn(
+                f"InfoMetrics: every estimate of the last measured epoch ({last}) is flagged: "
+                "the plane shows the estimators' resolution, not the network; see the "
+                f"warnings above for the fixes. {self.flag_summary()}"
+            )
 
     # ------------------------------------------------------------------ outputs
 
@@ -618,8 +706,9 @@ class InfoMetrics(Callback):
     ) -> None:
         """CSV/JSON history, and TensorBoard (layout, figures) when ``trainer`` is given.
 
-        A failure here (a full disk, a plotting error) is warned about, never raised: the
-        history is safe in the callback's state and the next measured epoch rewrites all.
+        A failure here (a full disk, a plotting error) is warned about, never raised, also
+        with ``strict=True`` (only rank 0 writes, so raising would strand the other ranks):
+        the history is safe in the callback's state and the next measured epoch rewrites it.
         """
         try:
             write_history(directory, self.history, self.meta)
@@ -636,8 +725,6 @@ class InfoMetrics(Callback):
                 )
                 self._layout_written = True
         except Exception as err:
-            if self.strict:
-                raise
             rank_zero_warn(f"InfoMetrics could not write its outputs: {type(err).__name__}: {err}.")
 
 
@@ -646,12 +733,3 @@ def _conversion(source: str, target: str) -> float:
     if source == target:
         return 1.0
     return math.log(2) if source == "bits" else 1.0 / math.log(2)
-
-
-def _picklable(err: BaseException) -> BaseException:
-    """``err`` if it survives a broadcast (pickling), else a RuntimeError that names it."""
-    try:
-        pickle.loads(pickle.dumps(err))
-    except Exception:
-        return RuntimeError(f"{type(err).__name__}: {err}")
-    return err

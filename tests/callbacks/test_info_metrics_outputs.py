@@ -37,7 +37,7 @@ N_TRAIN, N_VAL, VAL_BATCH = 600, 300, 64
 LAYERS = ("body.1", "body.3")
 ESTIMATORS = ("binning", "kde")
 QUANTITIES = ("I_XT", "I_TY")
-BASE_COLUMNS = {"epoch", "step", "estimator", "layer", "I_XT", "I_TY", "unit"}
+BASE_COLUMNS = {"epoch", "step", "estimator", "layer", "I_XT", "I_TY", "unit", "flags"}
 F32 = 1e-6  # relative tolerance of a value that went through float32 (TensorBoard, self.log)
 
 

@@ -47,6 +47,7 @@ def test_resuming_in_nats_converts_the_bits_history_instead_of_dropping_it(tmp_p
             for key in ("I_XT", "I_TY"):
                 assert record[key] == pytest.approx(old[key] * math.log(2), rel=1e-12)
     assert resumed.meta["unit"] == "nats"
+    assert resumed.meta["units"] == {"binning": "nats", "kde": "nats"}
     assert resumed.meta["h_x"] == pytest.approx(math.log(50), rel=1e-12)
 
 
@@ -75,3 +76,13 @@ def test_a_0_1_0_checkpoint_resumed_in_nats_is_converted(tmp_path):
     )
     assert restored["unit"] == "nats"
     assert restored["I_XT"] == pytest.approx(LEGACY_KDE_NET1_EPOCH0["I_XT"] * math.log(2))
+
+
+def test_the_restored_meta_names_the_new_unit_before_any_new_epoch(tmp_path):
+    first = _fit(tmp_path, "bits", max_epochs=1)
+    assert first.meta["units"] == {"binning": "bits", "kde": "bits"}
+    restored = InfoMetrics(layers=LAYERS, unit="nats")
+    restored.load_state_dict(first.state_dict())
+    assert restored.meta["unit"] == "nats"
+    assert restored.meta["units"] == {"binning": "nats", "kde": "nats"}
+    assert restored.meta["h_y"] == pytest.approx(first.meta["h_y"] * math.log(2), rel=1e-12)

@@ -95,3 +95,37 @@ def test_validate_after_fit_is_measured_whatever_the_schedule(tmp_path, schedule
     assert 5 not in fitted
     trainer.validate(model, val, verbose=False)
     assert {r["epoch"] for r in callback.history} == fitted | {5}
+
+
+def test_limit_val_batches_with_a_batch_sampler_loader(tmp_path):
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    train, val = _indexed_loaders()
+    sampler = BatchSampler(SequentialSampler(val.dataset), batch_size=20, drop_last=False)
+    val = DataLoader(val.dataset, batch_sampler=sampler)  # loader.batch_size is None
+    callback = MeasuredIds(max_samples=60)
+    trainer = _trainer(tmp_path, callbacks=[callback], max_epochs=1, limit_val_batches=4)
+    trainer.fit(IndexedModel(), train, val)
+    assert len(callback.ids[0]) == 60 and max(callback.ids[0]) < 80
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """200 (index, features) samples in batches of 20; ``len`` counts the batches."""
+
+    def __init__(self, data):
+        self.x, self.y = data
+
+    def __iter__(self):
+        for start in range(0, 200, 20):
+            yield self.x[start : start + 20], self.y[start : start + 20]
+
+    def __len__(self):
+        return 10
+
+
+def test_an_iterable_dataset_measures_its_first_max_samples(tmp_path):
+    train, val = _indexed_loaders()
+    stream = DataLoader(Stream(val.dataset.tensors), batch_size=None)
+    callback = MeasuredIds(max_samples=60)
+    _trainer(tmp_path, callbacks=[callback], max_epochs=1).fit(IndexedModel(), train, stream)
+    assert callback.ids[0] == list(range(60))
