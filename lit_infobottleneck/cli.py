@@ -20,6 +20,7 @@ configuration problem: it propagates with its full traceback (exit code 1).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -31,12 +32,14 @@ from typing import Any
 
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 import lit_infobottleneck.callbacks
 import lit_infobottleneck.data
 import lit_infobottleneck.nets
 import lit_infobottleneck.objectives  # noqa: F401  (registers classes for short names)
+from lit_infobottleneck.callbacks._flags import flag_summary
 from lit_infobottleneck.module import InfoBottleneckClassifier
 
 log = logging.getLogger("lit_infobottleneck.cli")
@@ -150,7 +153,7 @@ def main(args: Sequence[str] | None = None) -> None:
         plot_main(argv[1:])
         return
     try:
-        run_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
+        cli = run_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv
     except Exception as err:
         if _debug_requested() or not is_user_error(err):
             raise
@@ -158,6 +161,26 @@ def main(args: Sequence[str] | None = None) -> None:
         message = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
         sys.stderr.write(f"lit-ib: error: {type(cause).__name__}: {message} {DEBUG_HINT}\n")
         raise SystemExit(2) from None
+    if cli.subcommand == "fit" and cli.trainer.is_global_zero:
+        sys.stdout.write(results_summary(cli.trainer))
+
+
+def results_summary(trainer: Trainer) -> str:
+    """Where a fit's results are (log dir, TensorBoard and ``lit-ib plot`` commands) and the
+    flags of the last measured epoch of every InfoMetrics history found there."""
+    log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+    loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    lines = [f"Results: {log_dir}"]
+    if loggers:
+        lines.append(f"  tensorboard --logdir {loggers[0].root_dir}")
+    for path in sorted(log_dir.rglob("info_metrics.json")):
+        relative = path.parent
+        lines.append(f"  lit-ib plot {relative}")
+        records = json.loads(path.read_text()).get("records", [])
+        summary = flag_summary(records)
+        if summary:
+            lines.append(f"  {summary}")
+    return "\n".join(lines) + "\n"
 
 
 def _debug_requested() -> bool:

@@ -132,7 +132,7 @@ def information_plane(
             marker=marker,
             s=22,
             zorder=2,
-            label=layer,
+            label=layer if clean else None,
         )
         if flagged:
             ax.scatter(

@@ -214,11 +214,11 @@ def test_fit_writes_tensorboard_info_scalars(default_run: Path):
     accumulator = EventAccumulator(str(default_run))
     accumulator.Reload()
     tags = accumulator.Tags()["scalars"]
-    for estimator in ("binning", "kde"):
+    for estimator in ("kde", "noisy"):
         for quantity in ("I_XT", "I_TY"):
             for layer in ("encoder.layers.1", "encoder.layers.3", "representation"):
                 assert f"info/{estimator}/{quantity}/{layer}" in tags, tags
-    value = accumulator.Scalars("info/binning/I_TY/prediction")[-1].value
+    value = accumulator.Scalars("info/kde/I_TY/prediction")[-1].value
     assert 0 <= value <= 10  # bits; H(Y) of 10 classes is log2(10) = 3.32
     history = json.loads((default_run / "info_metrics.json").read_text())
     assert history["records"]
@@ -231,7 +231,7 @@ def test_plot_command_writes_pngs(default_run: Path, tmp_path):
     assert result.returncode == 0, result.stderr
     pngs = sorted((tmp_path / "plots").glob("*.png"))
     names = {path.name for path in pngs}
-    for estimator in ("binning", "kde"):
+    for estimator in ("kde", "noisy"):
         assert {f"info_plane_{estimator}.png", f"info_curves_{estimator}.png"} <= names
     assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in pngs)
     assert sorted(result.stdout.split()) == sorted(str(path) for path in pngs)
@@ -525,3 +525,35 @@ def test_ckpt_path_last_continues_the_newest_version_with_a_checkpoint(tmp_path)
     (tmp_path / "run" / "version_2" / "checkpoints" / "last.ckpt").unlink()
     (tmp_path / "run" / "version_0" / "checkpoints" / "last.ckpt").unlink()
     assert continue_last_version(_logger_config(tmp_path)) == 3  # no checkpoint anywhere
+
+
+@pytest.mark.slow
+def test_the_main_job_draws_a_plane_that_moves(tmp_path):
+    """``lit-ib fit --config configs/default.yaml`` as shipped (the README's first command):
+    for every estimator, at the last epoch at least 3 of the 4 layers below 95 % of H(X),
+    every hidden layer's I(X;T) moving by at least 2 % of H(X) over the run, and no layer
+    flagged saturated_xt at the end; the run ends by saying where its results are."""
+    result = lit_ib(
+        "fit", "--config", str(REPO / "configs" / "default.yaml"), cwd=tmp_path, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "runs" / "default" / "version_0"
+    assert (
+        f"Results: {Path('runs/default/version_0')}" in result.stdout or str(run) in result.stdout
+    )
+    assert "lit-ib plot" in result.stdout and "tensorboard --logdir" in result.stdout
+    assert (
+        "estimates flagged at epoch 39" in result.stdout or "no flags at epoch 39" in result.stdout
+    )
+    history = json.loads((run / "info_metrics.json").read_text())
+    h_x, records = history["h_x"], history["records"]
+    hidden = ["encoder.layers.1", "encoder.layers.3", "representation"]
+    for estimator in history["estimators"]:
+        mine = [r for r in records if r["estimator"] == estimator]
+        last = [r for r in mine if r["epoch"] == 39]
+        assert len(last) == 4
+        assert sum(r["I_XT"] < 0.95 * h_x for r in last) >= 3, last
+        assert not any("saturated_xt" in r["flags"] for r in last), last
+        for layer in hidden:
+            curve = [r["I_XT"] for r in mine if r["layer"] == layer]
+            assert max(curve) - min(curve) >= 0.02 * h_x, (estimator, layer, curve)

@@ -39,7 +39,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 RUN = "default/version_0"
 LAYERS = ["encoder.layers.1", "encoder.layers.3", "representation", "prediction"]
-ESTIMATORS = ["binning", "kde"]
+ESTIMATORS = ["kde", "noisy"]
 EXPECTED_INFO_TAGS = {
     f"info/{est}/{q}/{layer}" for est in ESTIMATORS for q in ("I_XT", "I_TY") for layer in LAYERS
 }

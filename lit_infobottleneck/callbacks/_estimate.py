@@ -52,7 +52,9 @@ class EstimateResult:
     ``records``: ``{"epoch", "step", "estimator", "layer", "unit", "I_XT", "I_TY",
     "flags"}`` (and the bootstrap bounds, ``clipped_fraction``), in estimator then layer
     order. ``dpi``: per estimator label, the layers whose I(X;T) exceeds the previous
-    layer's by more than the tolerance (only for information units). ``hints``: ``(label,
+    layer's by more than the tolerance (only for information units measured at one
+    parameter: a calibrated estimator measures each layer at its own resolution, which
+    the data-processing inequality does not order). ``hints``: ``(label,
     layer, flag, message)`` per raised flag. ``calibration``: ``{label: {layer: params}}``
     chosen at this call. ``h_x`` = log n and ``h_y`` = H(Y) in ``unit``; ``n`` samples.
     """
@@ -173,7 +175,8 @@ def estimate_layers(
                 )
                 continue
             result.records.append(record)
-        if estimator.unit == "nats":
+        calibrated = bool(known.get(label) or result.calibration.get(label))
+        if estimator.unit == "nats" and not calibrated:
             mine = [r for r in result.records if r["estimator"] == label]
             result.dpi[label] = dpi_violations(mine, dpi_tolerance)
     result.seconds = time.perf_counter() - start

@@ -12,15 +12,19 @@ Each record gets a ``flags`` list (empty when the estimate is informative) of th
   known to be biased low (Kraskov et al. 2004; Gao, Ver Steeg & Galstyan 2015).
 - ``bound_cap``: InfoNCE within 0.1 nats of its ceiling log(batch size).
 - ``dpi``: I(X;T) above the previous layer's by more than ``dpi_tolerance`` (a Markov chain
-  X -> T_1 -> T_2 cannot gain information, Geiger 2021).
+  X -> T_1 -> T_2 cannot gain information, Geiger 2021). Not checked for calibrated
+  estimators (``noise_var="auto"``, ...): they measure I(X; T_l + Z_l) with noise set per
+  layer, and quantities at different resolutions are not ordered by data processing;
+  compare their epochs, not their layers.
 
 :func:`record_flags` computes them for one estimate and returns, per flag, a hint for the
-user that carries the numbers behind it and a fix.
+user that carries the numbers behind it and a fix; :func:`flag_summary` sums up a history.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -114,3 +118,23 @@ def _saturation_hint(
             "noise_var='auto'"
         )
     return head + "the estimator resolves every sample; coarsen its parameter"
+
+
+def flag_summary(history: Sequence[dict[str, Any]]) -> str:
+    """One line on the flags of the last measured epoch of ``history`` ("" if empty)."""
+    if not history:
+        return ""
+    last = max(r["epoch"] for r in history)
+    records = [r for r in history if r["epoch"] == last]
+    counts: dict[str, int] = {}
+    for record in records:
+        for flag in record.get("flags", []):
+            counts[flag] = counts.get(flag, 0) + 1
+    flagged = sum(1 for r in records if r.get("flags"))
+    if not flagged:
+        return f"InfoMetrics: no flags at epoch {last} ({len(records)} estimates)."
+    listed = ", ".join(f"{flag} {count}" for flag, count in counts.items())
+    return (
+        f"InfoMetrics: {flagged} of {len(records)} estimates flagged at epoch {last} "
+        f"({listed}); see info_metrics.json."
+    )

@@ -79,6 +79,7 @@ from lit_infobottleneck.callbacks._estimate import (
     estimate_layers,
     record_unit,
 )
+from lit_infobottleneck.callbacks._flags import flag_summary
 from lit_infobottleneck.callbacks._outputs import (
     first_tensorboard,
     mark_tensorboard_session_start,
@@ -662,22 +663,7 @@ class InfoMetrics(Callback):
 
     def flag_summary(self) -> str:
         """One line on the flags of the last measured epoch ("" if none was measured)."""
-        if not self.history:
-            return ""
-        last = max(r["epoch"] for r in self.history)
-        records = [r for r in self.history if r["epoch"] == last]
-        counts: dict[str, int] = {}
-        for record in records:
-            for flag in record.get("flags", []):
-                counts[flag] = counts.get(flag, 0) + 1
-        flagged = sum(1 for r in records if r.get("flags"))
-        if not flagged:
-            return f"InfoMetrics: no flags at epoch {last} ({len(records)} estimates)."
-        listed = ", ".join(f"{flag} {count}" for flag, count in counts.items())
-        return (
-            f"InfoMetrics: {flagged} of {len(records)} estimates flagged at epoch {last} "
-            f"({listed}); see info_metrics.json."
-        )
+        return flag_summary(self.history)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Say in one line when the last measured plane is all flags."""
@@ -685,7 +671,7 @@ class InfoMetrics(Callback):
             return
         last = max(r["epoch"] for r in self.history)
         records = [r for r in self.history if r["epoch"] == last]
-        if records and all(r.get("flags") for r in records):
+        if all(r.get("flags") for r in records):
             rank_zero_warn(
                 f"InfoMetrics: every estimate of the last measured epoch ({last}) is flagged: "
                 "the plane shows the estimators' resolution, not the network; see the "
