@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +94,7 @@ def estimate_layers(
     step: int = 0,
     strict: bool = False,
     calibration: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    explained: Collection[tuple[str, str, str]] = (),
 ) -> EstimateResult:
     """I(X;T) and I(T;Y) of every layer by every estimator (see the module docstring).
 
@@ -111,6 +112,7 @@ def estimate_layers(
         strict: re-raise the first exception of an estimate instead of skipping it.
         calibration: ``{label: {layer: params}}`` fixed at earlier epochs; layers missing
             here are calibrated now (see the module docstring).
+        explained: ``(label, layer, flag)`` already told to the user: no hint is built.
     """
     if unit not in INFORMATION_UNITS:
         raise ValueError(f"`unit` must be one of {INFORMATION_UNITS}, got {unit!r}.")
@@ -161,11 +163,20 @@ def estimate_layers(
                         )
                     )
                 flags, hints, extra = record_flags(
-                    layer_estimator, x, t, float(i_xt), float(i_ty), h_x=h_x_nats, h_y=h_y_nats
+                    layer_estimator,
+                    x,
+                    t,
+                    float(i_xt),
+                    float(i_ty),
+                    h_x=h_x_nats,
+                    h_y=h_y_nats,
+                    explained=frozenset(
+                        f for (e, lay, f) in explained if (e, lay) == (label, name)
+                    ),
                 )
                 record.update(extra)
                 record["flags"] = flags
-                result.hints.extend((label, name, flag, hints[flag]) for flag in flags)
+                result.hints.extend((label, name, flag, hints[flag]) for flag in hints)
             except Exception as err:  # any failure skips this one estimate, never the run
                 if strict:
                     raise

@@ -47,16 +47,20 @@ def record_flags(
     *,
     h_x: float,
     h_y: float,
+    explained: frozenset[str] = frozenset(),
 ) -> tuple[list[str], dict[str, str], dict[str, Any]]:
     """``(flags, hints, extra record fields)`` for one estimate; ``i_xt``, ``i_ty``, ``h_x``
-    and ``h_y`` in nats, ``x`` ``(n, d_x)`` and ``t`` ``(n, d_t)`` the data estimated from."""
+    and ``h_y`` in nats, ``x`` ``(n, d_x)`` and ``t`` ``(n, d_t)`` the data estimated from.
+    Flags in ``explained`` (already told to the user) get no hint, which spares the costly
+    ones (a median distance) on every later epoch."""
     flags: list[str] = []
     hints: dict[str, str] = {}
     extra: dict[str, Any] = {}
     params = estimator.params()
     if estimator.treats_x_by_identity and i_xt >= SATURATION * h_x:
         flags.append("saturated_xt")
-        hints["saturated_xt"] = _saturation_hint(estimator.name, params, t, i_xt, h_x)
+        if "saturated_xt" not in explained:
+            hints["saturated_xt"] = _saturation_hint(estimator.name, params, t, i_xt, h_x)
     if estimator.unit == "nats" and h_y > 0 and i_ty >= SATURATION * h_y:
         flags.append("saturated_ty")
         hints["saturated_ty"] = (

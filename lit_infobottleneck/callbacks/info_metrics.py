@@ -556,6 +556,7 @@ class InfoMetrics(Callback):
             step=step,
             strict=self.strict,
             calibration=self.calibration,
+            explained=self._warned_flags,
         )
 
     def _announce_reductions(self) -> None:

@@ -148,3 +148,15 @@ def standardize_columns(x: torch.Tensor) -> torch.Tensor:
         return x
     std = x.std(dim=0)
     return x / torch.where(std > 0, std, torch.ones_like(std))
+
+
+def layer_samples(
+    x: object, t: object, y: object
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(t (n, d), input codes (n,), label codes (n,))`` of a layer measured by an estimator
+    that treats X by identity, checked for one input and one label per row of ``t``."""
+    rows = as_samples(t, "t")
+    inputs, labels = as_codes(x, "x"), as_labels(y, "y")
+    check_same_length(rows, inputs, "t", "x")
+    check_same_length(rows, labels, "t", "y")
+    return rows, inputs.to(rows.device), labels.to(rows.device)

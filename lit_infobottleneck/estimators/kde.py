@@ -57,6 +57,7 @@ from lit_infobottleneck.estimators._validation import (
     as_tensor,
     check_positive,
     check_same_length,
+    layer_samples,
     resolve_discrete,
 )
 from lit_infobottleneck.estimators.base import Estimator
@@ -273,12 +274,8 @@ class KDEEstimator(Estimator):
         self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(I(X;T), I(T;Y)) from one walk over the distances of ``t``."""
-        t = as_samples(t, "t")
-        inputs, labels = as_codes(x, "x"), as_labels(y, "y")
-        check_same_length(t, inputs, "t", "x")
-        check_same_length(t, labels, "t", "y")
-        groupings = [inputs.to(t.device), labels.to(t.device)]
-        ixt, ity = _grouped_information(t, groupings, self._scale(t), None)
+        t, inputs, labels = layer_samples(x, t, y)
+        ixt, ity = _grouped_information(t, [inputs, labels], self._scale(t), None)
         return ixt, ity
 
     def params(self) -> dict[str, Any]:

@@ -73,6 +73,7 @@ from lit_infobottleneck.estimators._validation import (
     as_tensor,
     check_int_at_least,
     check_same_length,
+    layer_samples,
     resolve_discrete,
 )
 from lit_infobottleneck.estimators.base import Estimator
@@ -323,10 +324,7 @@ class NoisyEstimator(Estimator):
         self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(I(X;T), I(T;Y)) from the same noise draws and one walk over ``t``."""
-        t = as_samples(t, "t")
-        inputs, labels = as_codes(x, "x"), as_labels(y, "y")
-        check_same_length(t, inputs, "t", "x")
-        check_same_length(t, labels, "t", "y")
+        t, inputs, labels = layer_samples(x, t, y)
         ixt, ity = self._estimate(t, [inputs, labels])
         return ixt, ity
 

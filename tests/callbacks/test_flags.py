@@ -91,13 +91,13 @@ def test_high_dim_knn_above_20_joint_dimensions():
 
 def test_bound_cap_when_infonce_reaches_log_batch_size():
     gen = torch.Generator().manual_seed(0)
-    y = torch.arange(400) % 2
-    x = torch.randn(400, 2, generator=gen)
+    y = torch.arange(240) % 2
+    x = torch.randn(240, 2, generator=gen)
     settings = {"batch_size": 4, "max_steps": 1000, "eval_every": 50, "hidden_dim": 32, "lr": 3e-3}
     infonce = {"infonce": get_estimator("infonce", **settings)}
     capped = estimate_layers(x, {"copy": x.clone()}, y, infonce).records[0]
     assert "bound_cap" in capped["flags"], capped  # I(X;X) is infinite; log 4 = 1.39
-    independent = torch.randn(400, 2, generator=gen)
+    independent = torch.randn(240, 2, generator=gen)
     free = estimate_layers(x, {"noise": independent}, y, infonce).records[0]
     assert "bound_cap" not in free["flags"], free
 

@@ -261,7 +261,9 @@ def test_ddp_fit_two_epochs_writes_every_epoch_once(tmp_path):
     assert all(math.isfinite(float(r[q])) for r in rows for q in ("I_XT", "I_TY"))
     for epoch in (0, 1):
         rank0, rank1 = rank_metrics(root, 0, epoch), rank_metrics(root, 1, epoch)
-        assert rank0 == rank1 and len(rank0) == 2 * len(ESTIMATORS) * len(LAYERS) + 3
+        assert rank0 == rank1 and len(rank0) == 2 * len(ESTIMATORS) * len(LAYERS) + 3 * len(
+            ESTIMATORS
+        )
 
 
 # ---------------------------------------------------------------------- 3. ranks without samples
