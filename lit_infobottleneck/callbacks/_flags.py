@@ -124,12 +124,19 @@ def _saturation_hint(
     return head + "the estimator resolves every sample; coarsen its parameter"
 
 
+def last_records(history: Sequence[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+    """``(epoch, records)`` of the last measured epoch of ``history`` (``(-1, [])`` if empty)."""
+    if not history:
+        return -1, []
+    last = max(r["epoch"] for r in history)
+    return last, [r for r in history if r["epoch"] == last]
+
+
 def flag_summary(history: Sequence[dict[str, Any]]) -> str:
     """One line on the flags of the last measured epoch of ``history`` ("" if empty)."""
-    if not history:
+    last, records = last_records(history)
+    if not records:
         return ""
-    last = max(r["epoch"] for r in history)
-    records = [r for r in history if r["epoch"] == last]
     counts: dict[str, int] = {}
     for record in records:
         for flag in record.get("flags", []):

@@ -51,7 +51,6 @@ information plane analyses of neural network classifiers -- a review".
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +78,8 @@ from lit_infobottleneck.callbacks._estimate import (
     estimate_layers,
     record_unit,
 )
-from lit_infobottleneck.callbacks._flags import flag_summary
+from lit_infobottleneck.callbacks._flags import flag_summary, last_records
+from lit_infobottleneck.callbacks._history import copy_calibration, restore_history
 from lit_infobottleneck.callbacks._outputs import (
     first_tensorboard,
     mark_tensorboard_session_start,
@@ -242,21 +242,17 @@ class InfoMetrics(Callback):
     def state_key(self) -> str:
         """Names this callback's state in checkpoints: its layers and estimators (not its
         ``unit``: a run resumed in another unit converts its history)."""
-        return self._generate_state_key(
-            layers=str(self.layer_specs),
-            estimators=str({k: v.params() for k, v in self.estimators.items()}),
-        )
+        return self._generate_state_key(**self._state_key_fields())
+
+    def _state_key_fields(self) -> dict[str, str]:
+        return {
+            "layers": str(self.layer_specs),
+            "estimators": str({k: v.params() for k, v in self.estimators.items()}),
+        }
 
     def _legacy_state_keys(self) -> list[str]:
         """Keys of checkpoints written by version 0.1.0, whose key included the unit."""
-        return [
-            self._generate_state_key(
-                layers=str(self.layer_specs),
-                estimators=str({k: v.params() for k, v in self.estimators.items()}),
-                unit=unit,
-            )
-            for unit in UNITS
-        ]
+        return [self._generate_state_key(**self._state_key_fields(), unit=unit) for unit in UNITS]
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._layout_written = False
@@ -310,10 +306,7 @@ class InfoMetrics(Callback):
         return {
             "history": [dict(r) for r in self.history],
             "meta": dict(self.meta),
-            "calibration": {
-                label: {layer: dict(params) for layer, params in layers.items()}
-                for label, layers in self.calibration.items()
-            },
+            "calibration": copy_calibration(self.calibration),
         }
 
     def on_load_checkpoint(
@@ -334,41 +327,17 @@ class InfoMetrics(Callback):
                 return
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the history, converting records of the information estimators to
-        ``unit`` when the checkpoint was written in the other one."""
-        meta = dict(state_dict.get("meta", {}))
-        saved_unit = meta.get("unit", self.unit)
-        history = []
-        for record in state_dict.get("history", []):
-            record = dict(record)
-            estimator = self.estimators.get(record.get("estimator", ""))
-            default = record_unit(estimator, saved_unit) if estimator else saved_unit
-            record.setdefault("unit", default)  # 0.1.0 records carry no unit
-            if record["unit"] in UNITS and record["unit"] != self.unit:
-                factor = _conversion(record["unit"], self.unit)
-                for key in ("I_XT", "I_TY", *BOUND_KEYS):
-                    if key in record:
-                        record[key] = record[key] * factor
-                record["unit"] = self.unit
-            history.append(record)
+        """Restore the history (converted to ``unit`` if the checkpoint was written in the
+        other one, see ``_history``) and the frozen calibration."""
+        self.history, self.meta, saved_unit = restore_history(
+            state_dict, self.estimators, self.unit
+        )
         if saved_unit in UNITS and saved_unit != self.unit:
-            factor = _conversion(saved_unit, self.unit)
-            for key in ("h_x", "h_y"):
-                if key in meta:
-                    meta[key] = meta[key] * factor
-            meta["unit"] = self.unit
-            meta["units"] = {
-                label: record_unit(est, self.unit) for label, est in self.estimators.items()
-            }
             rank_zero_info(
                 f"InfoMetrics: the checkpoint's history is in {saved_unit}; converted to "
                 f"{self.unit} (`unit`)."
             )
-        self.history, self.meta = history, meta
-        self.calibration = {
-            label: {layer: dict(params) for layer, params in layers.items()}
-            for label, layers in state_dict.get("calibration", {}).items()
-        }
+        self.calibration = copy_calibration(state_dict.get("calibration", {}))
 
     # ------------------------------------------------------------------ schedule
 
@@ -668,11 +637,8 @@ class InfoMetrics(Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Say in one line when the last measured plane is all flags."""
-        if not self.history:
-            return
-        last = max(r["epoch"] for r in self.history)
-        records = [r for r in self.history if r["epoch"] == last]
-        if all(r.get("flags") for r in records):
+        last, records = last_records(self.history)
+        if records and all(r.get("flags") for r in records):
             rank_zero_warn(
                 f"InfoMetrics: every estimate of the last measured epoch ({last}) is flagged: "
                 "the plane shows the estimators' resolution, not the network; see the "
@@ -713,10 +679,3 @@ class InfoMetrics(Callback):
                 self._layout_written = True
         except Exception as err:
             rank_zero_warn(f"InfoMetrics could not write its outputs: {type(err).__name__}: {err}.")
-
-
-def _conversion(source: str, target: str) -> float:
-    """Factor from information unit ``source`` to ``target`` (bits or nats)."""
-    if source == target:
-        return 1.0
-    return math.log(2) if source == "bits" else 1.0 / math.log(2)
