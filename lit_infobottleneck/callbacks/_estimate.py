@@ -32,12 +32,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from lit_infobottleneck.callbacks._flags import record_flags
+from lit_infobottleneck.callbacks._intervals import half_sample_bounds
 from lit_infobottleneck.estimators import Estimator
 from lit_infobottleneck.estimators.binning import plugin_entropy
+from lit_infobottleneck.geometry import layer_geometry
 
 #: Units of mutual information InfoMetrics can report; "nats" estimators convert to them.
 INFORMATION_UNITS = ("bits", "nats")
@@ -50,16 +51,19 @@ class EstimateResult:
     """What one measured epoch produced: plain data, so it can be broadcast to every rank.
 
     ``records``: ``{"epoch", "step", "estimator", "layer", "unit", "I_XT", "I_TY",
-    "flags"}`` (and the bootstrap bounds, ``clipped_fraction``), in estimator then layer
-    order. ``dpi``: per estimator label, the layers whose I(X;T) exceeds the previous
-    layer's by more than the tolerance (only for information units measured at one
-    parameter: a calibrated estimator measures each layer at its own resolution, which
-    the data-processing inequality does not order). ``hints``: ``(label,
-    layer, flag, message)`` per raised flag. ``calibration``: ``{label: {layer: params}}``
+    "flags"}`` (and the interval bounds, ``clipped_fraction``), in estimator then layer
+    order. ``geometry``: per layer, ``{"epoch", "step", "layer", "within_class_ratio",
+    "effective_dim"}`` (see :mod:`lit_infobottleneck.geometry`; None where undefined).
+    ``dpi``: per estimator label, the layers whose I(X;T) exceeds the previous layer's by
+    more than the tolerance (only for information units measured at one parameter: a
+    calibrated estimator measures each layer at its own resolution, which the
+    data-processing inequality does not order). ``hints``: ``(label, layer, flag,
+    message)`` per raised flag. ``calibration``: ``{label: {layer: params}}``
     chosen at this call. ``h_x`` = log n and ``h_y`` = H(Y) in ``unit``; ``n`` samples.
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
+    geometry: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dpi: dict[str, list[str]] = field(default_factory=dict)
     hints: list[tuple[str, str, str, str]] = field(default_factory=list)
@@ -95,6 +99,7 @@ def estimate_layers(
     strict: bool = False,
     calibration: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
     explained: Collection[tuple[str, str, str]] = (),
+    geometry: bool = False,
 ) -> EstimateResult:
     """I(X;T) and I(T;Y) of every layer by every estimator (see the module docstring).
 
@@ -105,14 +110,16 @@ def estimate_layers(
         y: class labels ``(n,)``, integer.
         estimators: ``{label: estimator}``.
         unit: ``"bits"`` or ``"nats"`` for the information estimators.
-        bootstrap: resamples (with replacement) for 95 % percentile bounds, 0 for none.
-        seed: seed of the bootstrap resamples.
+        bootstrap: half-samples (random halves without replacement, see ``_intervals``)
+            for 95 % bounds, 0 for none, else >= 2.
+        seed: seed of the half-samples.
         dpi_tolerance: allowed growth of I(X;T) with depth, in ``unit``.
         epoch, step: stamped on every record.
         strict: re-raise the first exception of an estimate instead of skipping it.
         calibration: ``{label: {layer: params}}`` fixed at earlier epochs; layers missing
             here are calibrated now (see the module docstring).
         explained: ``(label, layer, flag)`` already told to the user: no hint is built.
+        geometry: also summarise each layer's geometry (``result.geometry``).
     """
     if unit not in INFORMATION_UNITS:
         raise ValueError(f"`unit` must be one of {INFORMATION_UNITS}, got {unit!r}.")
@@ -129,6 +136,8 @@ def estimate_layers(
         )
         return result
     usable = _usable_layers(layers, n, epoch, result.warnings)
+    if geometry:
+        result.geometry = _geometry(usable, y, epoch, step, strict, result.warnings)
     h_x_nats, h_y_nats = result.h_x / scale, result.h_y / scale
     known = calibration or {}
     for label, estimator in estimators.items():
@@ -158,8 +167,17 @@ def estimate_layers(
                 record["I_TY"] = float(i_ty) * est_scale
                 if bootstrap:
                     record.update(
-                        bootstrap_bounds(
-                            layer_estimator, x, t, y, (i_xt, i_ty), bootstrap, seed, est_scale
+                        _interval(
+                            layer_estimator,
+                            (x, t, y),
+                            record,
+                            (float(i_xt), float(i_ty)),
+                            bootstrap,
+                            seed,
+                            est_scale,
+                            (h_x_nats, h_y_nats),
+                            strict,
+                            result.warnings,
                         )
                     )
                 flags, hints, extra = record_flags(
@@ -194,6 +212,70 @@ def estimate_layers(
     return result
 
 
+def _interval(
+    estimator: Estimator,
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    record: dict[str, Any],
+    estimate: tuple[float, float],
+    resamples: int,
+    seed: int,
+    scale: float,
+    entropies: tuple[float, float],
+    strict: bool,
+    warnings: list[str],
+) -> dict[str, float]:
+    """The half-sample bounds of one record (``_intervals``): ``data`` ``(x, t, y)``,
+    ``estimate`` and ``entropies`` (H(X) = log n, H(Y)) in the estimator's own unit, bounds
+    times ``scale``. Information bounds are clipped to [0, H(X)] (estimators that treat X
+    by identity) and [0, H(Y)]. ``{}`` with a warning if the estimator fails on half the
+    rows: the estimate itself is kept."""
+    h_x, h_y = entropies
+    ceilings = (
+        (h_x if estimator.treats_x_by_identity else None, h_y) if estimator.unit == "nats" else None
+    )
+    x, t, y = data
+    try:
+        return half_sample_bounds(
+            estimator, x, t, y, estimate, resamples, seed, scale, ceilings=ceilings
+        )
+    except Exception as err:
+        if strict:
+            raise
+        warnings.append(
+            f"the 95 % interval of {record['estimator']} on layer {record['layer']!r} is "
+            f"skipped at epoch {record['epoch']} (the estimate is kept): it failed on half "
+            f"the samples ({x.shape[0] // 2}): {type(err).__name__}: {err}"
+        )
+        return {}
+
+
+def _geometry(
+    usable: list[tuple[str, torch.Tensor, bool]],
+    y: torch.Tensor,
+    epoch: int,
+    step: int,
+    strict: bool,
+    warnings: list[str],
+) -> list[dict[str, Any]]:
+    """One geometry record per usable layer; a failure skips that layer's, with a warning."""
+    rows = []
+    for name, t, constant in usable:
+        row: dict[str, Any] = {"epoch": epoch, "step": step, "layer": name}
+        try:
+            values = layer_geometry(t, y) if not constant else {}
+        except Exception as err:
+            if strict:
+                raise
+            warnings.append(
+                f"geometry of layer {name!r} skipped at epoch {epoch}: {type(err).__name__}: {err}"
+            )
+            continue
+        row["within_class_ratio"] = values.get("within_class_ratio")
+        row["effective_dim"] = values.get("effective_dim")
+        rows.append(row)
+    return rows
+
+
 def _usable_layers(
     layers: Mapping[str, torch.Tensor], n: int, epoch: int, warnings: list[str]
 ) -> list[tuple[str, torch.Tensor, bool]]:
@@ -214,37 +296,6 @@ def _usable_layers(
         else:
             usable.append((name, t, False))
     return usable
-
-
-def bootstrap_bounds(
-    estimator: Estimator,
-    x: torch.Tensor,
-    t: torch.Tensor,
-    y: torch.Tensor,
-    estimate: tuple[torch.Tensor, torch.Tensor],
-    resamples: int,
-    seed: int,
-    scale: float,
-) -> dict[str, float]:
-    """95 % percentile bounds of I(X;T) and I(T;Y) over ``resamples`` bootstrap resamples.
-
-    Resampling with replacement duplicates inputs, which biases estimators that treat X by
-    identity (binning, KDE): the bootstrap distribution is shifted so that its mean is the
-    full-sample ``estimate`` (bias-corrected percentile bounds). Values times ``scale``.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    n = x.shape[0]
-    ixt, ity = [], []
-    for _ in range(resamples):
-        idx = torch.randint(0, n, (n,), generator=gen).to(x.device)
-        ixt.append(float(estimator.input_information(x[idx], t[idx])) * scale)
-        ity.append(float(estimator.label_information(t[idx], y[idx])) * scale)
-    bounds = {}
-    for key, value, samples in (("I_XT", estimate[0], ixt), ("I_TY", estimate[1], ity)):
-        shift = float(value) * scale - float(np.mean(samples))
-        bounds[f"{key}_low"] = float(np.percentile(samples, 2.5)) + shift
-        bounds[f"{key}_high"] = float(np.percentile(samples, 97.5)) + shift
-    return bounds
 
 
 def dpi_violations(records: list[dict[str, Any]], tolerance: float) -> list[str]:

@@ -1,8 +1,8 @@
 """InfoMetrics' outputs besides ``pl_module.log``: history files and TensorBoard extras.
 
-- :func:`write_history` writes ``info_metrics.csv`` and ``info_metrics.json``, each whole to a
-  temporary name and renamed over the old one (a job killed while writing leaves the
-  previous complete file).
+- :func:`write_history` writes ``info_metrics.csv``, ``info_metrics.json`` (with the geometry
+  under ``"geometry"``) and ``info_geometry.csv``, each whole to a temporary name and renamed
+  over the old one (a job killed while writing leaves the previous complete file).
 - :func:`write_tensorboard` adds the custom-scalars layout (once) and one
   information-plane figure per estimator to the first TensorBoardLogger.
 - :func:`mark_tensorboard_session_start` writes TensorBoard's session-start event, so that a
@@ -24,21 +24,37 @@ import lightning.pytorch as pl
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
+from lit_infobottleneck.geometry import QUANTITIES as GEOMETRY_QUANTITIES
+
 HISTORY_FILES = ("info_metrics.csv", "info_metrics.json")
+GEOMETRY_FILE = "info_geometry.csv"
 
 
-def write_history(directory: Path, history: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
+def write_history(
+    directory: Path,
+    history: Sequence[dict[str, Any]],
+    meta: dict[str, Any],
+    geometry: Sequence[dict[str, Any]] = (),
+) -> None:
     """The whole history as CSV (one row per record, ``flags`` joined by ``;``) and JSON
-    (``meta`` plus ``records``)."""
+    (``meta`` plus ``records`` and ``geometry``); the geometry rows also as their own CSV
+    (one row per epoch and layer; an undefined value is an empty cell)."""
     directory.mkdir(parents=True, exist_ok=True)
     records = sorted(history, key=lambda r: (r["epoch"], r["estimator"]))
-    fields = list(dict.fromkeys(k for r in records for k in r))
-    with _replace_atomically(directory / "info_metrics.csv") as f:
+    _write_csv(directory / "info_metrics.csv", records)
+    rows = sorted(geometry, key=lambda r: r["epoch"])
+    if rows:
+        _write_csv(directory / GEOMETRY_FILE, rows)
+    with _replace_atomically(directory / "info_metrics.json") as f:
+        json.dump({**meta, "records": records, "geometry": rows}, f, indent=1)
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with _replace_atomically(path) as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(_csv_row(r) for r in records)
-    with _replace_atomically(directory / "info_metrics.json") as f:
-        json.dump({**meta, "records": records}, f, indent=1)
+        writer.writerows(_csv_row(r) for r in rows)
 
 
 def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -54,15 +70,22 @@ def first_tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
     return loggers[0] if loggers else None
 
 
-def custom_scalars_layout(labels: Sequence[str]) -> dict[str, Any]:
-    """One chart per (estimator, quantity), one line per layer (and its bounds)."""
-    return {
+def custom_scalars_layout(labels: Sequence[str], geometry: bool = False) -> dict[str, Any]:
+    """One chart per (estimator, quantity), one line per layer (and its bounds); with
+    ``geometry``, one chart per geometric quantity."""
+    layout: dict[str, Any] = {
         f"info/{label}": {
             quantity: ["Multiline", [f"info/{label}/{quantity}(_low|_high)?/.*"]]
             for quantity in ("I_XT", "I_TY")
         }
         for label in labels
     }
+    if geometry:
+        layout["info/geometry"] = {
+            quantity: ["Multiline", [f"info/geometry/{quantity}/.*"]]
+            for quantity in GEOMETRY_QUANTITIES
+        }
+    return layout
 
 
 def write_tensorboard(
@@ -74,12 +97,13 @@ def write_tensorboard(
     *,
     layout: bool,
     plot: bool,
+    geometry: bool = False,
 ) -> None:
-    """Add the layout (when ``layout``) and, when ``plot``, the information plane of each
-    estimator ``label`` at step ``epoch``."""
+    """Add the layout (when ``layout``; with geometry charts when ``geometry``) and, when
+    ``plot``, the information plane of each estimator ``label`` at step ``epoch``."""
     writer = logger.experiment
     if layout:
-        writer.add_custom_scalars(custom_scalars_layout(labels))
+        writer.add_custom_scalars(custom_scalars_layout(labels, geometry))
     if plot:
         from lit_infobottleneck.plotting import information_plane
 

@@ -7,15 +7,20 @@ estimates I(X;T_l) and I(T_l;Y) with one or more estimators, and logs
 - ``info/<estimator>/I_XT/<layer>`` and ``info/<estimator>/I_TY/<layer>`` through
   ``pl_module.log`` (every logger; usable by EarlyStopping and ModelCheckpoint), in bits by
   default (nats with ``unit="nats"``; estimators that do not measure information, such as
-  HSIC, in their own unit), with ``.../I_XT_low/...`` / ``..._high`` bootstrap bounds when
-  ``bootstrap > 0``;
+  HSIC, in their own unit), with ``.../I_XT_low/...`` / ``..._high`` 95 % bounds when
+  ``bootstrap > 0`` (half-sampling without replacement, see ``_intervals.py``);
+- ``info/geometry/within_class_ratio/<layer>`` and ``info/geometry/effective_dim/<layer>``:
+  the layer's class clustering and effective dimension on the same samples (unitless, see
+  :mod:`lit_infobottleneck.geometry`), to tell information from geometry (Goldfeld et al.
+  2019);
 - ``info/<estimator>/dpi_violations``: layers whose I(X;T) exceeds the previous layer's by
   more than ``dpi_tolerance`` (impossible for a Markov chain X -> T_1 -> T_2 -> ...);
 - ``info/seconds``: time spent estimating;
 - with a TensorBoardLogger, a custom-scalars layout (one chart per quantity, one line per
   layer) and the information-plane figure ``info_plane/<estimator>`` at every measured epoch;
 - the whole history as ``info_metrics.csv`` and ``info_metrics.json`` in the log dir, each
-  record with its ``unit``.
+  record with its ``unit``; the geometry as ``info_geometry.csv`` and under ``"geometry"``
+  in the JSON.
 
 This file holds the Lightning hooks and the schedule; the jobs they call live in
 ``_capture.py`` (forward hooks), ``_sampling.py`` (the measured subset, DDP gather),
@@ -80,6 +85,7 @@ from lit_infobottleneck.callbacks._estimate import (
 )
 from lit_infobottleneck.callbacks._flags import flag_summary, last_records
 from lit_infobottleneck.callbacks._history import copy_calibration, restore_history
+from lit_infobottleneck.callbacks._intervals import METHOD as INTERVAL_METHOD
 from lit_infobottleneck.callbacks._outputs import (
     first_tensorboard,
     mark_tensorboard_session_start,
@@ -88,6 +94,7 @@ from lit_infobottleneck.callbacks._outputs import (
 )
 from lit_infobottleneck.callbacks._reduction import FeatureReducer
 from lit_infobottleneck.estimators import Estimator, get_estimator
+from lit_infobottleneck.geometry import QUANTITIES as GEOMETRY_QUANTITIES
 from lit_infobottleneck.metrics import broadcastable
 
 BatchToXY = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
@@ -155,9 +162,14 @@ class InfoMetrics(Callback):
             objects; default takes the first tensor.
         dpi_tolerance: allowed increase of I(X;T) with depth, in ``unit``, before a layer is
             flagged.
-        bootstrap: number of bootstrap resamples for 95 % bounds (0: none); percentile
-            bounds shifted by the bootstrap bias (resampling duplicates inputs).
-        seed: seed of the sample subset and of the bootstrap.
+        bootstrap: number of half-samples for 95 % bounds (0: none, else >= 2; 20 is a
+            good default): random halves of the measured samples without replacement, whose
+            spread equals the estimator's spread over independent validation sets of the
+            measured size; bounds are the estimate +- 1.96 of it (see ``_intervals.py`` for
+            the method and its measured coverage). Costs ``bootstrap`` half-size estimates.
+        seed: seed of the sample subset and of the half-samples.
+        geometry: also log each layer's within-class scatter ratio and effective dimension
+            (``info/geometry/...``; O(n d min(n, d)) per layer, small beside the estimates).
         plot: draw the information-plane figure into TensorBoard.
         strict: re-raise the first failing estimate (on every rank together) instead of
             skipping it with a warning; for debugging an estimator.
@@ -180,6 +192,7 @@ class InfoMetrics(Callback):
         dpi_tolerance: float = 0.1,
         bootstrap: int = 0,
         seed: int = 0,
+        geometry: bool = True,
         plot: bool = True,
         strict: bool = False,
     ) -> None:
@@ -194,6 +207,11 @@ class InfoMetrics(Callback):
                 raise MisconfigurationException(
                     f"InfoMetrics `{field}` must be an integer >= {minimum}, got {value!r}."
                 )
+        if bootstrap == 1:
+            raise MisconfigurationException(
+                "InfoMetrics `bootstrap` must be 0 (no intervals) or >= 2 half-samples (a "
+                "spread needs two), got 1; 20 is a good default."
+            )
         if schedule not in SCHEDULES:
             raise MisconfigurationException(
                 f"InfoMetrics `schedule` must be one of {SCHEDULES}, got {schedule!r}."
@@ -206,10 +224,11 @@ class InfoMetrics(Callback):
             raise MisconfigurationException(
                 f"InfoMetrics `dpi_tolerance` must be a number >= 0, got {dpi_tolerance!r}."
             )
-        if not isinstance(strict, bool):
-            raise MisconfigurationException(
-                f"InfoMetrics `strict` must be True or False, got {strict!r}."
-            )
+        for field, flag in (("strict", strict), ("geometry", geometry)):
+            if not isinstance(flag, bool):
+                raise MisconfigurationException(
+                    f"InfoMetrics `{field}` must be True or False, got {flag!r}."
+                )
         try:
             self.reducer = FeatureReducer(max_features, feature_reduction, seed=seed)
         except ValueError as err:
@@ -222,8 +241,9 @@ class InfoMetrics(Callback):
         self.batch_to_xy = batch_to_xy or default_batch_to_xy
         self.output_selector = output_selector or first_tensor
         self.dpi_tolerance, self.bootstrap, self.seed = float(dpi_tolerance), bootstrap, seed
-        self.plot, self.strict = plot, strict
+        self.plot, self.strict, self.measure_geometry = plot, strict, geometry
         self.history: list[dict[str, Any]] = []
+        self.geometry_history: list[dict[str, Any]] = []
         self.meta: dict[str, Any] = {}
         self.calibration: dict[str, dict[str, dict[str, Any]]] = {}
         self._capture: ActivationCapture | None = None
@@ -305,6 +325,7 @@ class InfoMetrics(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {
             "history": [dict(r) for r in self.history],
+            "geometry": [dict(r) for r in self.geometry_history],
             "meta": dict(self.meta),
             "calibration": copy_calibration(self.calibration),
         }
@@ -338,6 +359,7 @@ class InfoMetrics(Callback):
                 f"{self.unit} (`unit`)."
             )
         self.calibration = copy_calibration(state_dict.get("calibration", {}))
+        self.geometry_history = [dict(r) for r in state_dict.get("geometry", [])]
 
     # ------------------------------------------------------------------ schedule
 
@@ -526,6 +548,7 @@ class InfoMetrics(Callback):
             strict=self.strict,
             calibration=self.calibration,
             explained=self._warned_flags,
+            geometry=self.measure_geometry,
         )
 
     def _announce_reductions(self) -> None:
@@ -556,7 +579,7 @@ class InfoMetrics(Callback):
                 self._warned_flags.add((label, layer, flag))
                 rank_zero_warn(f"InfoMetrics flags {flag} ({label}, layer {layer!r}): {hint}.")
         records = result.records
-        if not records:
+        if not records and not result.geometry:
             return
         if result.n < self.max_samples:
             self._tell_once(
@@ -564,8 +587,11 @@ class InfoMetrics(Callback):
                 f"InfoMetrics measures all {result.n} validation samples it sees (fewer "
                 f"than max_samples={self.max_samples}).",
             )
-        epoch = records[0]["epoch"]
+        epoch = (records or result.geometry)[0]["epoch"]
         self.history = [r for r in self.history if r["epoch"] != epoch] + records
+        self.geometry_history = [
+            r for r in self.geometry_history if r["epoch"] != epoch
+        ] + result.geometry
         seconds_total = self.meta.get("seconds_total", 0.0) + result.seconds
         self.meta = {
             "seconds_total": seconds_total,
@@ -577,9 +603,15 @@ class InfoMetrics(Callback):
             "estimators": {label: est.params() for label, est in self.estimators.items()},
             "reductions": {name: r.describe() for name, r in self.reducer.applied.items()},
             "estimator_names": {label: est.name for label, est in self.estimators.items()},
-            "layers": list(dict.fromkeys(r["layer"] for r in records)),
+            "layers": list(dict.fromkeys(r["layer"] for r in records + result.geometry)),
             "calibration": self.calibration,
         }
+        if self.bootstrap:
+            self.meta["interval"] = {
+                "method": INTERVAL_METHOD,
+                "resamples": self.bootstrap,
+                "level": 0.95,
+            }
         for record in records:
             base = f"info/{record['estimator']}"
             for key in ("I_XT", "I_TY", *BOUND_KEYS):
@@ -614,6 +646,11 @@ class InfoMetrics(Callback):
                     "chain cannot gain information, so the estimator's parameter sets these "
                     "numbers (Geiger 2021)."
                 )
+        for row in result.geometry:
+            for quantity in GEOMETRY_QUANTITIES:
+                if row.get(quantity) is not None:
+                    name = f"info/geometry/{quantity}/{row['layer']}"
+                    pl_module.log(name, row[quantity], on_epoch=True, sync_dist=True)
         pl_module.log("info/seconds", result.seconds, on_epoch=True, sync_dist=True)
         directory = self.log_dir(trainer)  # on every rank: trainer.log_dir is a collective
         self._write_outputs(directory, trainer, epoch)
@@ -664,7 +701,7 @@ class InfoMetrics(Callback):
         the history is safe in the callback's state and the next measured epoch rewrites it.
         """
         try:
-            write_history(directory, self.history, self.meta)
+            write_history(directory, self.history, self.meta, self.geometry_history)
             logger = first_tensorboard(trainer) if trainer is not None else None
             if logger is not None and epoch is not None:
                 write_tensorboard(
@@ -675,6 +712,7 @@ class InfoMetrics(Callback):
                     epoch,
                     layout=not self._layout_written,
                     plot=self.plot,
+                    geometry=self.measure_geometry,
                 )
                 self._layout_written = True
         except Exception as err:

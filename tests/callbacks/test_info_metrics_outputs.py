@@ -1,7 +1,7 @@
 """What InfoMetrics leaves behind after real Trainer runs: TensorBoard events (scalars,
 custom-scalars layout, information-plane images), the CSV/JSON history, checkpoints that
 resume without gaps or duplicates, schedules, units, the data-processing check and
-bootstrap bounds.
+half-sampling bounds.
 
 Every run trains a plain user LightningModule (an MLP with ``nn.Tanh`` layers) on
 scikit-learn's bundled digits, on CPU, for a few epochs.
@@ -407,6 +407,10 @@ def test_killed_run_resumes_from_last_checkpoint_without_gaps_or_duplicates(tmp_
 
     assert snapshot.history == first.history  # restored from the callback state
     assert [r for r in second.history if r["epoch"] < 3] == first.history
+    assert [r for r in second.geometry_history if r["epoch"] < 3] == first.geometry_history
+    assert sorted(r["epoch"] for r in second.geometry_history) == sorted(
+        epoch for epoch in range(5) for _ in LAYERS
+    )
     rows, doc = _read_csv(log_dir), _read_json(log_dir)
     _assert_once_per_epoch_estimator_layer(rows, range(5), ESTIMATORS, LAYERS)
     _assert_once_per_epoch_estimator_layer(doc["records"], range(5), ESTIMATORS, LAYERS)
@@ -546,11 +550,13 @@ def bootstrap_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("bootstrap_run")
     callback = InfoMetrics(layers=list(LAYERS), bootstrap=5, plot=False)
     trainer = _fit(root, [callback], max_epochs=1)
-    return _read_csv(root), {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return _read_csv(root), metrics, _read_json(root)
 
 
 def test_bootstrap_bounds_are_logged_and_ordered(bootstrap_run):
-    rows, metrics = bootstrap_run
+    rows, metrics, meta = bootstrap_run
+    assert meta["interval"] == {"method": "half-sampling", "resamples": 5, "level": 0.95}
     assert set(rows[0]) == BASE_COLUMNS | set(BOUNDS)
     _assert_once_per_epoch_estimator_layer(rows, [0], ESTIMATORS, LAYERS)
     for row in rows:
