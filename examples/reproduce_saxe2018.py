@@ -1,48 +1,54 @@
-"""Saxe et al. (2018) against Shwartz-Ziv & Tishby (2017): is "compression" real?
+"""Saxe et al. (2018) against Shwartz-Ziv & Tishby (2017): is "compression" real? Several seeds.
 
 Shwartz-Ziv & Tishby (2017) trained a 12-10-7-5-4-3-2 tanh network on their 12-bit task and
 saw, with a binning estimate of mutual information, each layer's I(X;T) first rise and then
 fall late in training: a "compression phase". Saxe et al. (2018, "On the information
 bottleneck theory of deep learning") repeated the experiment with ReLU units and saw no such
-fall, and traced the compression to tanh saturating into a few bins, not to learning itself.
+fall, traced the compression to tanh saturating into a few bins, and averaged their planes
+over 50 networks because single runs "can vary substantially".
 
-This script trains that network on :class:`~lit_infobottleneck.data.TishbyDataModule` once
-with tanh and once with ReLU, measures all six layers on all 4,096 patterns
-(``val_split="all"``) with :class:`~lit_infobottleneck.callbacks.InfoMetrics` at
-log-spaced epochs, and saves the four information planes side by side:
+This script trains that network on :class:`~lit_infobottleneck.data.TishbyDataModule` with
+tanh and with ReLU, ``--seeds`` times each (default 5: seed s sets the initialisation and
+the 80 % training split), measures all six layers on all 4,096 patterns (``val_split="all"``)
+with :class:`~lit_infobottleneck.callbacks.InfoMetrics` at log-spaced epochs, and draws
 
-- binning, 30 equal-width bins: for tanh over the fixed range [-1, 1] (as in both papers);
-  for ReLU, whose activations are unbounded, over each layer's observed range at that epoch
-  (the library's default), since no fixed range fits every epoch;
-- KDE upper bound with Gaussian noise of variance 0.1 (Kolchinsky & Tracey; Saxe et al.).
+- ``docs/saxe2018_tanh_vs_relu.png``: the four information planes (tanh / ReLU x binning /
+  KDE), the mean over the seeds of every layer's trajectory, ±1 standard error of the mean
+  as error bars in both directions (:mod:`lit_infobottleneck.plot_runs`);
+- ``docs/saxe2018_geometry.png``: the layers' within-class / total scatter ratio (class
+  clustering; Goldfeld et al. 2019 showed binned compression *is* clustering) against the
+  epoch, mean ± standard error, tanh beside ReLU.
 
-Reading the ReLU binning panel: the observed range grows during training (the largest
-activation of the 3-unit layer grew from about 1 to about 27 in one of our runs), so the 30
-bins widen and the binned I(X;T) of a ReLU layer can fall while, over one fixed range, it
-would rise. The softmax layer is bounded and saturates, like tanh, in both networks.
+Estimators: binning, 30 equal-width bins, over the fixed range [-1, 1] for tanh (as in both
+papers) and over each layer's observed range at that epoch for ReLU (unbounded, so no fixed
+range fits every epoch; the bins widen as the largest activations grow, which alone can
+make a binned ReLU I(X;T) fall); the KDE upper bound with noise variance 0.1 (Kolchinsky &
+Tracey; Saxe et al.).
 
 Setup of Saxe et al.'s released code (``artemyk/ibsgd``, ``IBnet_SaveActivations``), as far as
-the library allows: Adam, learning rate 4e-4, batch size 256, a random 80 % of the patterns
-for training, hidden weights from a normal distribution truncated at two standard
-deviations with std 1/sqrt(width of the layer), zero biases, Glorot-uniform softmax layer,
-cross-entropy loss. Differences: 3,000 epochs per network by default instead of 10,000 (to
-finish in about ten minutes on two CPU cores: the two networks train in parallel processes,
-and the KDE estimate of six layers on 4,096 patterns takes about 10 s per measured epoch;
-``--max_epochs 10000`` for the original length), and the information is measured at
-``--log_points`` log-spaced epochs instead of their own schedule. ``--quick`` (30 epochs,
-8 measurements of a seeded subset of 1,024 patterns) is a smoke test, not a result.
+the library allows: Adam, batch size 256, a random 80 % of the patterns for training, hidden
+weights from a normal distribution truncated at two standard deviations with std
+1/sqrt(width of the layer), zero biases, Glorot-uniform softmax layer, cross-entropy loss.
+Differences, to fit 10 networks into about 30 minutes on two CPU cores: learning rate 4e-3
+for 300 epochs instead of 4e-4 for 10,000 (ten times the rate shows both phases, as in
+``configs/tishby_tanh.yaml``; ``--lr 4e-4 --max_epochs 10000`` for the original), 20
+measured epochs on a log scale. ``--quick`` (2 seeds, 20 epochs, 5 measurements of 512
+patterns) is a smoke test, not a result.
 
-    python examples/reproduce_saxe2018.py             # ~7 min of CPU per network, 2 processes
-    python examples/reproduce_saxe2018.py --quick     # ~20 s smoke test
+    python examples/reproduce_saxe2018.py            # 5 seeds x 2 networks, ~30 min, 2 processes
+    python examples/reproduce_saxe2018.py --replot   # redraw from runs/saxe2018/results.json
+    python examples/reproduce_saxe2018.py --quick    # ~1 min smoke test
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import math
 import multiprocessing
+import statistics
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -53,6 +59,7 @@ import lightning as L
 import matplotlib
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -60,9 +67,7 @@ from lit_infobottleneck.callbacks import InfoMetrics
 from lit_infobottleneck.data import TishbyDataModule
 from lit_infobottleneck.module import InfoBottleneckClassifier
 from lit_infobottleneck.nets import ClassifierHead, DeterministicBottleneck, MLPEncoder
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from lit_infobottleneck.plot_runs import Run, aggregate, describe
 
 log = logging.getLogger("reproduce_saxe2018")
 
@@ -127,7 +132,8 @@ def train(
     seed: int,
     log_dir: str,
 ) -> dict[str, Any]:
-    """Train one network; return its information history and accuracies (plain data)."""
+    """Train one network (``seed``: its initialisation and training split); return its
+    information and geometry histories and accuracies (plain data)."""
     torch.set_num_threads(1)  # two small networks share two cores
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -150,7 +156,7 @@ def train(
         max_epochs=max_epochs,
         accelerator="cpu",
         devices=1,
-        logger=TensorBoardLogger(log_dir, name=activation),
+        logger=TensorBoardLogger(log_dir, name=activation, version=f"seed_{seed}"),
         callbacks=[info],
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -165,7 +171,9 @@ def train(
     test_acc = trainer.test(model, datamodule=data, verbose=False)[0]["test/acc"]
     return {
         "activation": activation,
+        "seed": seed,
         "history": info.history,
+        "geometry": info.geometry_history,
         "meta": info.meta,
         "train_acc": train_acc,
         "test_acc": float(test_acc),
@@ -174,20 +182,17 @@ def train(
     }
 
 
-def compression_table(
-    result: dict[str, Any], estimator: str
-) -> list[tuple[str, int, float, float]]:
-    """Per layer: epoch of the largest I(X;T), that largest value and the final value."""
-    rows = []
-    for layer, label in zip(LAYERS, LAYER_LABELS, strict=True):
+def compression(result: dict[str, Any], estimator: str) -> dict[str, tuple[int, float, float]]:
+    """Per layer of one run: (epoch of the largest I(X;T), that largest value, final value)."""
+    rows = {}
+    for layer in LAYERS:
         points = sorted(
             (r for r in result["history"] if r["estimator"] == estimator and r["layer"] == layer),
             key=lambda r: r["epoch"],
         )
-        if not points:
-            continue
-        peak = max(points, key=lambda r: r["I_XT"])
-        rows.append((label, peak["epoch"] + 1, peak["I_XT"], points[-1]["I_XT"]))
+        if points:
+            peak = max(points, key=lambda r: r["I_XT"])
+            rows[layer] = (peak["epoch"] + 1, peak["I_XT"], points[-1]["I_XT"])
     return rows
 
 
@@ -205,35 +210,53 @@ def depth_increases(result: dict[str, Any], estimator: str, tolerance: float = 0
     return count
 
 
-def plot(results: dict[str, dict[str, Any]], path: Path, max_epochs: int) -> None:
-    """Information planes: columns tanh / ReLU, rows binning / KDE; colour = epoch (log)."""
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), sharex=True, sharey=True)
-    norm = matplotlib.colors.LogNorm(vmin=1, vmax=max(max_epochs, 2))
-    cmap = plt.get_cmap("viridis")
-    markers = "osD^v*"
+def mean_history(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The seeds of one network averaged by :func:`lit_infobottleneck.plot_runs.aggregate`:
+    mean and ±1 standard error per estimator, layer and measured epoch."""
+    runs = [
+        Run(Path(r["log_dir"]), {**r["meta"], "records": r["history"], "geometry": r["geometry"]})
+        for r in results
+    ]
+    return aggregate(runs, band="se")
+
+
+def plot_planes(means: dict[str, dict[str, Any]], accuracy: dict[str, str], path: Path) -> None:
+    """Mean information planes: columns tanh / ReLU, rows binning / KDE; colour = epoch
+    (log), ±1 standard error over the seeds as error bars."""
+    fig = Figure(figsize=(11, 8.5))
+    axes = fig.subplots(2, 2, sharex=True, sharey=True)
+    max_epoch = max(r["epoch"] + 1 for m in means.values() for r in m["records"])
+    norm = matplotlib.colors.LogNorm(vmin=1, vmax=max(max_epoch, 2))
+    cmap = matplotlib.colormaps["viridis"]
     for col, activation in enumerate(ACTIVATIONS):
-        result = results[activation]
-        h_x, h_y = result["meta"].get("h_x", 12.0), result["meta"].get("h_y", 1.0)
+        mean = means[activation]
+        h_x, h_y = mean.get("h_x") or 12.0, mean.get("h_y") or 1.0
         for row, estimator in enumerate(ESTIMATOR_TITLES):
             ax = axes[row, col]
-            records = [r for r in result["history"] if r["estimator"] == estimator]
-            epochs = sorted({r["epoch"] for r in records})
-            for epoch in epochs:  # one faint line through the layers per measured epoch
-                at = {r["layer"]: r for r in records if r["epoch"] == epoch}
-                pts = [at[layer] for layer in LAYERS if layer in at]
-                ax.plot(
-                    [p["I_XT"] for p in pts],
-                    [p["I_TY"] for p in pts],
-                    color=cmap(norm(epoch + 1)),
-                    alpha=0.25,
-                    linewidth=0.8,
-                    zorder=1,
-                )
-            for layer, label, marker in zip(LAYERS, LAYER_LABELS, markers, strict=True):
+            records = [r for r in mean["records"] if r["estimator"] == estimator]
+            for layer, label, marker in zip(LAYERS, LAYER_LABELS, "osD^v*", strict=True):
                 pts = sorted((r for r in records if r["layer"] == layer), key=lambda r: r["epoch"])
+                xs, ys = [p["I_XT"] for p in pts], [p["I_TY"] for p in pts]
+                ax.plot(xs, ys, color="0.75", linewidth=0.8, zorder=1)
+                ax.errorbar(
+                    xs,
+                    ys,
+                    xerr=[
+                        [p["I_XT"] - p["I_XT_low"] for p in pts],
+                        [p["I_XT_high"] - p["I_XT"] for p in pts],
+                    ],
+                    yerr=[
+                        [p["I_TY"] - p["I_TY_low"] for p in pts],
+                        [p["I_TY_high"] - p["I_TY"] for p in pts],
+                    ],
+                    fmt="none",
+                    ecolor="0.55",
+                    elinewidth=0.6,
+                    zorder=1.5,
+                )
                 ax.scatter(
-                    [p["I_XT"] for p in pts],
-                    [p["I_TY"] for p in pts],
+                    xs,
+                    ys,
                     c=[p["epoch"] + 1 for p in pts],
                     cmap=cmap,
                     norm=norm,
@@ -251,10 +274,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path, max_epochs: int) -> Non
             detail = f", {binning_range}" if estimator == "binning" else ""
             title = f"{activation}: {ESTIMATOR_TITLES[estimator]}{detail}"
             if row == 0:
-                title += (
-                    f"\ntrain accuracy {result['train_acc']:.3f}, "
-                    f"test accuracy {result['test_acc']:.3f}"
-                )
+                title += f"\n{accuracy[activation]}"
             ax.set_title(title, fontsize=10)
             if row == 1:
                 ax.set_xlabel("I(X;T) [bits]")
@@ -263,70 +283,152 @@ def plot(results: dict[str, dict[str, Any]], path: Path, max_epochs: int) -> Non
     axes[0, 0].legend(fontsize=7, loc="lower right", markerscale=1.2)
     scalar = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(scalar, ax=axes, label="epoch (log scale)", shrink=0.8)
+    n_runs = means[ACTIVATIONS[0]]["n_runs"]
     fig.suptitle(
-        "12-10-7-5-4-3-2 network on the 12-bit task of Shwartz-Ziv & Tishby (2017), "
-        f"{max_epochs} epochs, Adam 4e-4, batch 256\n(Saxe et al. 2018 report compression "
-        "for tanh under binning and none for ReLU)",
+        "12-10-7-5-4-3-2 network on the 12-bit task of Shwartz-Ziv & Tishby (2017): "
+        f"{describe(n_runs, 'se', 'error bars')} (seeds)\n(Saxe et al. 2018 report "
+        "compression for tanh under binning and none for ReLU)",
         fontsize=10,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+
+
+def plot_geometry(means: dict[str, dict[str, Any]], path: Path) -> None:
+    """Within-class / total scatter of every layer against the epoch (log), mean ±1
+    standard error over the seeds, tanh beside ReLU."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, activation in zip(axes, ACTIVATIONS, strict=True):
+        rows = means[activation]["geometry"]
+        for layer, label in zip(LAYERS, LAYER_LABELS, strict=True):
+            pts = sorted((r for r in rows if r["layer"] == layer), key=lambda r: r["epoch"])
+            pts = [p for p in pts if p["within_class_ratio"] is not None]
+            epochs = [p["epoch"] + 1 for p in pts]
+            (line,) = ax.plot(
+                epochs, [p["within_class_ratio"] for p in pts], label=f"layer {label}"
+            )
+            ax.fill_between(
+                epochs,
+                [p["within_class_ratio_low"] for p in pts],
+                [p["within_class_ratio_high"] for p in pts],
+                color=line.get_color(),
+                alpha=0.25,
+                linewidth=0,
+            )
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("epoch (log scale)")
+        ax.set_title(f"{activation}: class clustering of each layer", fontsize=10)
+    axes[0].set_ylabel(
+        "within-class / total scatter [unitless]\n(1: no class structure, 0: collapsed)"
+    )
+    axes[1].legend(fontsize=7)
+    n_runs = means[ACTIVATIONS[0]]["n_runs"]
+    fig.suptitle(f"Geometry beside the planes: {describe(n_runs, 'se')} (seeds)", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def report(results: list[dict[str, Any]]) -> dict[str, str]:
+    """Log per network: accuracies and, per estimator and layer, how much the seeds'
+    I(X;T) fell from its peak; returns the accuracy line of each network for the figure."""
+    accuracy = {}
+    for activation in ACTIVATIONS:
+        mine = [r for r in results if r["activation"] == activation]
+        train_acc = [r["train_acc"] for r in mine]
+        test_acc = [r["test_acc"] for r in mine]
+        accuracy[activation] = (
+            f"train accuracy {statistics.fmean(train_acc):.3f}, "
+            f"test {statistics.fmean(test_acc):.3f} (mean of {len(mine)} seeds)"
+        )
+        log.info(
+            "%s: %s, %.0f s per run",
+            activation,
+            accuracy[activation],
+            statistics.fmean(r["seconds"] for r in mine),
+        )
+        for estimator in ESTIMATOR_TITLES:
+            log.info(
+                "  %s I(X;T) [bits] per layer: mean peak, mean final, seeds whose final "
+                "is > 0.5 bit below their peak",
+                estimator,
+            )
+            tables = [compression(r, estimator) for r in mine]
+            for layer, label in zip(LAYERS, LAYER_LABELS, strict=True):
+                rows = [t[layer] for t in tables if layer in t]
+                if not rows:
+                    continue
+                fell = sum(1 for _, peak, final in rows if final < peak - 0.5)
+                log.info(
+                    "    %-12s %7.3f %7.3f   %d of %d",
+                    label,
+                    statistics.fmean(p for _, p, _ in rows),
+                    statistics.fmean(f for _, _, f in rows),
+                    fell,
+                    len(rows),
+                )
+            increases = [depth_increases(r, estimator) for r in mine]
+            log.info(
+                "  %s: I(X;T) grows with depth (> 0.1 bit) at %s measured epochs per seed",
+                estimator,
+                increases,
+            )
+    return accuracy
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max_epochs", type=int, default=3000, help="epochs per network")
-    parser.add_argument("--log_points", type=int, default=30, help="measured epochs (log)")
+    parser.add_argument("--seeds", type=int, default=5, help="networks per activation")
+    parser.add_argument("--max_epochs", type=int, default=300, help="epochs per network")
+    parser.add_argument("--log_points", type=int, default=20, help="measured epochs (log)")
     parser.add_argument("--max_samples", type=int, default=4096, help="patterns measured")
-    parser.add_argument("--lr", type=float, default=4e-4, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("docs"), help="where the PNG goes")
+    parser.add_argument("--lr", type=float, default=4e-3, help="Adam learning rate")
+    parser.add_argument("--out", type=Path, default=Path("docs"), help="where the PNGs go")
     parser.add_argument("--log_dir", type=Path, default=Path("runs/saxe2018"))
-    parser.add_argument("--workers", type=int, default=2, help="processes (one per network)")
-    parser.add_argument("--quick", action="store_true", help="30 epochs, 1,024 patterns: smoke")
+    parser.add_argument("--workers", type=int, default=2, help="processes")
+    parser.add_argument("--replot", action="store_true", help="redraw from results.json")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 20 epochs: smoke test")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    max_epochs, log_points, max_samples = (
-        (30, 8, 1024) if args.quick else (args.max_epochs, args.log_points, args.max_samples)
+    seeds, max_epochs, log_points, max_samples = (
+        (2, 20, 5, 512)
+        if args.quick
+        else (args.seeds, args.max_epochs, args.log_points, args.max_samples)
     )
-
+    results_path = args.log_dir / "results.json"
     start = time.perf_counter()
-    jobs = [
-        (activation, max_epochs, log_points, max_samples, args.lr, args.seed, str(args.log_dir))
-        for activation in ACTIVATIONS
-    ]
-    log.info("training tanh and ReLU networks for %d epochs each ...", max_epochs)
-    if args.workers > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
-            results = {r["activation"]: r for r in pool.map(train, *zip(*jobs, strict=True))}
+    if args.replot:
+        results = json.loads(results_path.read_text())
     else:
-        results = {job[0]: train(*job) for job in jobs}
-
-    for activation in ACTIVATIONS:
-        result = results[activation]
+        jobs = [
+            (activation, max_epochs, log_points, max_samples, args.lr, seed, str(args.log_dir))
+            for seed in range(seeds)
+            for activation in ACTIVATIONS
+        ]
         log.info(
-            "%s: %.0f s, train accuracy %.3f, test accuracy %.3f, history in %s",
-            activation,
-            result["seconds"],
-            result["train_acc"],
-            result["test_acc"],
-            result["log_dir"],
+            "training %d tanh and %d ReLU networks for %d epochs each ...", seeds, seeds, max_epochs
         )
-        for estimator in ESTIMATOR_TITLES:
-            log.info("  %s I(X;T) [bits]: layer, epoch of its peak, peak, final", estimator)
-            for label, epoch, peak, final in compression_table(result, estimator):
-                log.info("    %-12s %6d %7.3f %7.3f", label, epoch, peak, final)
-            log.info(
-                "  %s: I(X;T) grows with depth (> 0.1 bit) at %d of %d measured epochs",
-                estimator,
-                depth_increases(result, estimator),
-                len({r["epoch"] for r in result["history"]}),
-            )
-    path = args.out / "saxe2018_tanh_vs_relu.png"
-    plot(results, path, max_epochs)
-    log.info("saved %s (%.0f s in all)", path, time.perf_counter() - start)
+        if args.workers > 1:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
+                results = list(pool.map(train, *zip(*jobs, strict=True)))
+        else:
+            results = [train(*job) for job in jobs]
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results))
+    accuracy = report(results)
+    means = {a: mean_history([r for r in results if r["activation"] == a]) for a in ACTIVATIONS}
+    planes, geometry = args.out / "saxe2018_tanh_vs_relu.png", args.out / "saxe2018_geometry.png"
+    plot_planes(means, accuracy, planes)
+    plot_geometry(means, geometry)
+    log.info(
+        "saved %s and %s (%.0f s in all; results in %s)",
+        planes,
+        geometry,
+        time.perf_counter() - start,
+        results_path,
+    )
 
 
 if __name__ == "__main__":

@@ -56,15 +56,25 @@ def test_reproduce_saxe2018_quick(tmp_path: Path) -> None:
     run_example(
         "reproduce_saxe2018.py", "--quick", "--out", out, "--log_dir", log_dir, cwd=tmp_path
     )
-    figure = out / "saxe2018_tanh_vs_relu.png"
-    assert figure.is_file() and figure.stat().st_size > 10_000
+    for name in ("saxe2018_tanh_vs_relu.png", "saxe2018_geometry.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 10_000, name
     for activation in ("tanh", "relu"):
-        histories = list((log_dir / activation).rglob("info_metrics.csv"))
-        assert len(histories) == 1, activation
-        rows = read_history(histories[0])
-        assert len({r["layer"] for r in rows}) == 6
-        assert {r["estimator"] for r in rows} == {"binning", "kde"}
-        assert len({r["epoch"] for r in rows}) > 1
+        histories = sorted((log_dir / activation).rglob("info_metrics.csv"))
+        assert [h.parent.name for h in histories] == ["seed_0", "seed_1"], activation
+        for history in histories:
+            rows = read_history(history)
+            assert len({r["layer"] for r in rows}) == 6
+            assert {r["estimator"] for r in rows} == {"binning", "kde"}
+            assert len({r["epoch"] for r in rows}) > 1
+            assert len(read_history(history.parent / "info_geometry.csv")) == 6 * len(
+                {r["epoch"] for r in rows}
+            )
+    # the figures are redrawn from the saved results without training
+    (out / "saxe2018_geometry.png").unlink()
+    run_example(
+        "reproduce_saxe2018.py", "--replot", "--out", out, "--log_dir", log_dir, cwd=tmp_path
+    )
+    assert (out / "saxe2018_geometry.png").is_file()
 
 
 def test_beta_sweep_quick(tmp_path: Path) -> None:
