@@ -4,6 +4,8 @@
     lit-ib fit --config configs/default.yaml --print_config
     lit-ib test --config runs/.../config.yaml --ckpt_path runs/.../checkpoints/last.ckpt
     lit-ib plot runs/default/version_0                   # re-draw the information plane
+    lit-ib plot runs/default/version_0 --animate         # ... and the plane as a GIF
+    lit-ib plot runs/tishby_tanh/version_*               # mean of several seeds, with bands
 
 Models and data are chosen by ``class_path`` (short names work: ``--model
 InfoBottleneckClassifier``, ``--data DigitsDataModule``); ``data.num_classes`` and
