@@ -314,6 +314,13 @@ class Decoder(nn.Module):
         out = self(z).float()
         target = target.float().expand_as(out)
         if self.likelihood == "bernoulli":
+            low, high = float(target.min()), float(target.max())
+            if low < 0.0 or high > 1.0:  # the loss would have no lower bound: -> -inf
+                raise ValueError(
+                    f"Decoder `likelihood='bernoulli'` needs inputs in [0, 1], got values in "
+                    f"[{low:.3g}, {high:.3g}] (standardised pixels?); use likelihood="
+                    "'gaussian' for standardised inputs."
+                )
             return nn.functional.binary_cross_entropy_with_logits(
                 out, target, reduction="none"
             ).sum(-1)

@@ -352,3 +352,13 @@ def test_decoder_invalid():
         Decoder(3, 6, likelihood="laplace")
     with pytest.raises(ValueError, match=r"hidden_sizes\[0\]"):
         Decoder(3, 6, hidden_sizes=(0,))
+
+
+def test_decoder_bernoulli_refuses_inputs_outside_the_unit_interval():
+    """Regression: standardised pixels (up to 2.8 on MNIST) made the Bernoulli loss unbounded
+    below, so training ran it towards -inf without a word."""
+    dec = Decoder(3, 6, likelihood="bernoulli")
+    z = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"needs inputs in \[0, 1\].*likelihood='gaussian'"):
+        dec.negative_log_likelihood(z, torch.full((4, 6), 2.8))
+    assert torch.isfinite(dec.negative_log_likelihood(z, torch.rand(4, 6))).all()
