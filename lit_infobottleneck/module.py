@@ -108,7 +108,7 @@ class InfoBottleneckClassifier(LightningModule):
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
         self.metrics = nn.ModuleDict(
             {
-                stage: MulticlassAccuracy(num_classes)
+                stage: MulticlassAccuracy(num_classes, average="micro")  # plain accuracy
                 for stage in ("train_acc", "val_acc", "test_acc")
             }
         )

@@ -278,3 +278,15 @@ def test_beta_schedule_warms_up_the_vib_weight(tmp_path):
     assert seen == pytest.approx([0.0, 0.05, 0.1, 0.1])
     logged = [float(r["schedule/beta"]) for r in _read_metrics(tmp_path) if r["schedule/beta"]]
     assert logged == pytest.approx([0.0, 0.05, 0.1, 0.1])
+
+
+def test_accuracy_is_the_share_of_correct_predictions_not_the_class_mean():
+    """Regression: ``train/acc``, ``val/acc`` and ``test/acc`` were torchmetrics' default
+    macro average (the mean of per-class recalls). On 90 samples of class 0 and 10 of class
+    1, all predicted 0, accuracy is 0.9 and the macro average 0.5."""
+    model = _vib_model()
+    y = torch.cat([torch.zeros(90, dtype=torch.long), torch.ones(10, dtype=torch.long)])
+    for stage in ("train_acc", "val_acc", "test_acc"):
+        metric = model.metrics[stage]
+        metric.update(torch.zeros(100, dtype=torch.long), y)
+        assert float(metric.compute()) == pytest.approx(0.9), stage
