@@ -204,6 +204,11 @@ def assert_same_records(single: dict, ddp: dict) -> None:
         for key in ("I_XT", "I_TY"):
             assert math.isfinite(a[key])
             assert b[key] == pytest.approx(a[key], abs=TOL, rel=0), (a, b)
+    assert len(ddp["geometry"]) == len(single["geometry"]) > 0
+    for a, b in zip(single["geometry"], ddp["geometry"], strict=True):
+        assert (a["epoch"], a["layer"]) == (b["epoch"], b["layer"])
+        for key in ("within_class_ratio", "effective_dim"):
+            assert b[key] == pytest.approx(a[key], abs=TOL, rel=0), (a, b)
 
 
 def assert_ranks_log_the_single_process_values(single: Path, ddp: Path, epoch: int = 0) -> None:
