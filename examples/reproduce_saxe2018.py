@@ -29,13 +29,13 @@ Setup of Saxe et al.'s released code (``artemyk/ibsgd``, ``IBnet_SaveActivations
 the library allows: Adam, batch size 256, a random 80 % of the patterns for training, hidden
 weights from a normal distribution truncated at two standard deviations with std
 1/sqrt(width of the layer), zero biases, Glorot-uniform softmax layer, cross-entropy loss.
-Differences, to fit 10 networks into about 30 minutes on two CPU cores: learning rate 4e-3
+Differences, to fit 10 networks into about 21 minutes on two CPU cores: learning rate 4e-3
 for 300 epochs instead of 4e-4 for 10,000 (ten times the rate shows both phases, as in
 ``configs/tishby_tanh.yaml``; ``--lr 4e-4 --max_epochs 10000`` for the original), 20
 measured epochs on a log scale. ``--quick`` (2 seeds, 20 epochs, 5 measurements of 512
 patterns) is a smoke test, not a result.
 
-    python examples/reproduce_saxe2018.py            # 5 seeds x 2 networks, ~30 min, 2 processes
+    python examples/reproduce_saxe2018.py            # 5 seeds x 2 networks, ~21 min, 2 processes
     python examples/reproduce_saxe2018.py --replot   # redraw from runs/saxe2018/results.json
     python examples/reproduce_saxe2018.py --quick    # ~1 min smoke test
 """
