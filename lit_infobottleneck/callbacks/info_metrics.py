@@ -170,6 +170,8 @@ class InfoMetrics(Callback):
         seed: seed of the sample subset and of the half-samples.
         geometry: also log each layer's within-class scatter ratio and effective dimension
             (``info/geometry/...``; O(n d min(n, d)) per layer, small beside the estimates).
+            With two InfoMetrics in one Trainer, keep it on in one only: the names carry no
+            estimator label, so the second would overwrite the first's.
         plot: draw the information-plane figure into TensorBoard.
         strict: re-raise the first failing estimate (on every rank together) instead of
             skipping it with a warning; for debugging an estimator.
@@ -280,6 +282,15 @@ class InfoMetrics(Callback):
         self._told = set()
         self._warned_flags = set()
         self._capture = None
+        measuring = [
+            cb for cb in trainer.callbacks if isinstance(cb, InfoMetrics) and cb.measure_geometry
+        ]
+        if self.measure_geometry and len(measuring) > 1 and measuring[0] is self:
+            rank_zero_warn(
+                f"{len(measuring)} InfoMetrics callbacks log info/geometry/... under the same "
+                "names, so the last one's values overwrite the others'; pass geometry=False "
+                "to all but one."
+            )
 
     def _resolve(self, pl_module: pl.LightningModule) -> None:
         """Find the layers once the model is built (after ``configure_model``)."""

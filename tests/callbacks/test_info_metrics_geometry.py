@@ -94,3 +94,12 @@ def test_geometry_must_be_a_bool():
         InfoMetrics(geometry="yes")
     with pytest.raises(MisconfigurationException, match="`bootstrap` must be 0"):
         InfoMetrics(bootstrap=1)
+
+
+def test_two_callbacks_measuring_geometry_are_warned_about(tmp_path):
+    first = InfoMetrics(layers=list(LAYERS), estimators=["binning"], plot=False)
+    second = InfoMetrics(
+        layers=list(LAYERS), estimators=[{"name": "binning", "label": "b2"}], plot=False
+    )
+    with pytest.warns(UserWarning, match="2 InfoMetrics callbacks log info/geometry"):
+        _fit(tmp_path, [first, second], max_epochs=1)
