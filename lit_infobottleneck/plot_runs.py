@@ -43,20 +43,17 @@ from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
 
 from lit_infobottleneck.plot_command import find_history
 from lit_infobottleneck.plot_geometry import GEOMETRY_KEYS, geometry_curves
 from lit_infobottleneck.plotting import (
-    _MARGIN,
     INFORMATION_UNITS,
-    UNIT_INTERVAL_SCORES,
-    _labels,
     _layers_in_order,
     _points,
     _rows,
     _unit,
     information_plane,
+    label_curve_axes,
 )
 
 #: The bands around the mean: ``--band`` choices and how figures name them.
@@ -336,13 +333,7 @@ def mean_information_curves(mean_history: dict[str, Any], estimator: str) -> Fig
                 alpha=0.2,
                 linewidth=0,
             )
-    for ax, label in zip((ax_xt, ax_ty), _labels(unit), strict=True):
-        ax.set_ylabel(label)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if unit in UNIT_INTERVAL_SCORES:
-        ax_xt.set_ylim(0, _MARGIN)
-        ax_ty.set_ylim(0, _MARGIN)
+    label_curve_axes(ax_xt, ax_ty, unit)
     handles, labels = ax_ty.get_legend_handles_labels()
     handles.append(Patch(facecolor="0.5", alpha=0.3))
     labels.append(f"band: {BANDS[mean_history['band']]}")

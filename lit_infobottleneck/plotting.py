@@ -182,6 +182,18 @@ def _set_limits(ax: Axes, unit: str, h_x: float | None, h_y: float | None) -> No
         ax.set_ylim(0, _MARGIN)
 
 
+def label_curve_axes(ax_xt: Axes, ax_ty: Axes, unit: str) -> None:
+    """Axis labels (in ``unit``), integer epochs, and [0, 1] for nHSIC, of the two panels of
+    a curves figure."""
+    for ax, label in zip((ax_xt, ax_ty), _labels(unit), strict=True):
+        ax.set_ylabel(label)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if unit in UNIT_INTERVAL_SCORES:
+        ax_xt.set_ylim(0, _MARGIN)
+        ax_ty.set_ylim(0, _MARGIN)
+
+
 def information_curves(
     records: Sequence[dict[str, Any]], estimator: str, *, unit: str = "bits"
 ) -> Figure:
@@ -208,13 +220,7 @@ def information_curves(
                     capsize=2.0,
                     alpha=0.6,
                 )
-    for ax, label in zip((ax_xt, ax_ty), _labels(unit), strict=True):
-        ax.set_ylabel(label)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if unit in UNIT_INTERVAL_SCORES:
-        ax_xt.set_ylim(0, _MARGIN)
-        ax_ty.set_ylim(0, _MARGIN)
+    label_curve_axes(ax_xt, ax_ty, unit)
     ax_ty.legend(fontsize=7)
     if unit in INFORMATION_UNITS:
         fig.suptitle(f"Information curves ({estimator})")
