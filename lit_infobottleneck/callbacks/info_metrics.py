@@ -283,7 +283,9 @@ class InfoMetrics(Callback):
         self._warned_flags = set()
         self._capture = None
         measuring = [
-            cb for cb in trainer.callbacks if isinstance(cb, InfoMetrics) and cb.measure_geometry
+            cb
+            for cb in getattr(trainer, "callbacks", [])  # set by Lightning at init
+            if isinstance(cb, InfoMetrics) and cb.measure_geometry
         ]
         if self.measure_geometry and len(measuring) > 1 and measuring[0] is self:
             rank_zero_warn(
