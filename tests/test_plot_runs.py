@@ -3,9 +3,7 @@ refused mixtures, and the files written (real histories on disk, numbers read ba
 
 from __future__ import annotations
 
-import ast
 import importlib.util
-import inspect
 import json
 import math
 import sys
@@ -16,7 +14,6 @@ import pytest
 from matplotlib.collections import PolyCollection
 from PIL import Image
 
-from lit_infobottleneck import plot_animation, plot_geometry, plot_runs
 from lit_infobottleneck.plot_command import plot_main
 from lit_infobottleneck.plot_runs import (
     aggregate,
@@ -306,22 +303,6 @@ def test_mean_animation(tmp_path):
     with Image.open(tmp_path / "info_plane_binning_mean.gif") as image:
         assert image.n_frames == 3
         assert image.size == (240, 180)
-
-
-# ---------------------------------------------------------------------- no pyplot state
-
-
-@pytest.mark.parametrize(
-    "module", [plot_runs, plot_animation, plot_geometry], ids=lambda m: m.__name__
-)
-def test_no_pyplot(module):
-    imported = set()
-    for node in ast.walk(ast.parse(inspect.getsource(module))):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
-    assert not any("pyplot" in name for name in imported), imported
 
 
 # ---------------------------------------------------------------------- examples/run_seeds.py

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
-from lit_infobottleneck import plot_command, plotting
+from lit_infobottleneck import plot_animation, plot_command, plot_geometry, plot_runs, plotting
 from lit_infobottleneck.plotting import information_curves, information_plane
 
 LAYERS = ("encoder.1", "encoder.3", "representation")
@@ -94,7 +94,11 @@ def test_import_keeps_the_users_backend():
     assert result.stdout.split() == ["svg", "svg"]
 
 
-@pytest.mark.parametrize("module", [plotting, plot_command], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [plotting, plot_command, plot_runs, plot_animation, plot_geometry],
+    ids=lambda m: m.__name__,
+)
 def test_no_pyplot(module):
     imported = set()
     for node in ast.walk(ast.parse(inspect.getsource(module))):
