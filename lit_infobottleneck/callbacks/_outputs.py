@@ -1,10 +1,8 @@
-"""InfoMetrics' outputs besides ``pl_module.log``: history files and TensorBoard extras.
+"""InfoMetrics' history files and TensorBoard's restart marker (figures: ``_logger_figures``).
 
 - :func:`write_history` writes ``info_metrics.csv``, ``info_metrics.json`` (with the geometry
   under ``"geometry"``) and ``info_geometry.csv``, each whole to a temporary name and renamed
   over the old one (a job killed while writing leaves the previous complete file).
-- :func:`write_tensorboard` adds the custom-scalars layout (once) and one
-  information-plane figure per estimator to the first TensorBoardLogger.
 - :func:`mark_tensorboard_session_start` writes TensorBoard's session-start event, so that a
   resumed run hides what a killed run logged after its checkpoint.
 """
@@ -23,8 +21,6 @@ from typing import Any, TextIO
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
-
-from lit_infobottleneck.geometry import QUANTITIES as GEOMETRY_QUANTITIES
 
 HISTORY_FILES = ("info_metrics.csv", "info_metrics.json")
 GEOMETRY_FILE = "info_geometry.csv"
@@ -68,55 +64,6 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
 def first_tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
     loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     return loggers[0] if loggers else None
-
-
-def custom_scalars_layout(labels: Sequence[str], geometry: bool = False) -> dict[str, Any]:
-    """One chart per (estimator, quantity), one line per layer (and its bounds); with
-    ``geometry``, one chart per geometric quantity."""
-    layout: dict[str, Any] = {
-        f"info/{label}": {
-            quantity: ["Multiline", [f"info/{label}/{quantity}(_low|_high)?/.*"]]
-            for quantity in ("I_XT", "I_TY")
-        }
-        for label in labels
-    }
-    if geometry:
-        layout["info/geometry"] = {
-            quantity: ["Multiline", [f"info/geometry/{quantity}/.*"]]
-            for quantity in GEOMETRY_QUANTITIES
-        }
-    return layout
-
-
-def write_tensorboard(
-    logger: TensorBoardLogger,
-    history: Sequence[dict[str, Any]],
-    meta: dict[str, Any],
-    labels: Sequence[str],
-    epoch: int,
-    *,
-    layout: bool,
-    plot: bool,
-    geometry: bool = False,
-) -> None:
-    """Add the layout (when ``layout``; with geometry charts when ``geometry``) and, when
-    ``plot``, the information plane of each estimator ``label`` at step ``epoch``."""
-    writer = logger.experiment
-    if layout:
-        writer.add_custom_scalars(custom_scalars_layout(labels, geometry))
-    if plot:
-        from lit_infobottleneck.plotting import information_plane
-
-        for label in labels:
-            figure = information_plane(
-                history,
-                label,
-                unit=meta.get("unit", "bits"),
-                h_x=meta.get("h_x"),
-                h_y=meta.get("h_y"),
-            )
-            writer.add_figure(f"info_plane/{label}", figure, global_step=epoch, close=True)
-    writer.flush()
 
 
 def mark_tensorboard_session_start(trainer: pl.Trainer) -> bool:

@@ -16,16 +16,18 @@ estimates I(X;T_l) and I(T_l;Y) with one or more estimators, and logs
 - ``info/<estimator>/dpi_violations``: layers whose I(X;T) exceeds the previous layer's by
   more than ``dpi_tolerance`` (impossible for a Markov chain X -> T_1 -> T_2 -> ...);
 - ``info/seconds``: time spent estimating;
-- with a TensorBoardLogger, a custom-scalars layout (one chart per quantity, one line per
-  layer) and the information-plane figure ``info_plane/<estimator>`` at every measured epoch;
+- the information-plane figure of every estimator at every measured epoch, in every logger
+  of the Trainer: TensorBoard images (and a custom-scalars layout: one chart per quantity,
+  one line per layer), MLflow artifacts, W&B images, PNG files under the log dir for
+  ``CSVLogger`` and any other logger (see ``_logger_figures.py``);
 - the whole history as ``info_metrics.csv`` and ``info_metrics.json`` in the log dir, each
   record with its ``unit``; the geometry as ``info_geometry.csv`` and under ``"geometry"``
   in the JSON.
 
 This file holds the Lightning hooks and the schedule; the jobs they call live in
 ``_capture.py`` (forward hooks), ``_sampling.py`` (the measured subset, DDP gather),
-``_estimate.py`` (captures -> records, a pure function) and ``_outputs.py`` (files,
-TensorBoard).
+``_estimate.py`` (captures -> records, a pure function), ``_outputs.py`` (history files,
+TensorBoard's restart marker) and ``_logger_figures.py`` (figures and history per logger).
 
 On epochs that are not measured, ``trainer.callback_metrics`` keeps the last measured
 values: let ModelCheckpoint/EarlyStopping monitor ``info/...`` only at a matching frequency.
@@ -86,11 +88,18 @@ from lit_infobottleneck.callbacks._estimate import (
 from lit_infobottleneck.callbacks._flags import flag_summary, last_records
 from lit_infobottleneck.callbacks._history import copy_calibration, restore_history
 from lit_infobottleneck.callbacks._intervals import METHOD as INTERVAL_METHOD
+from lit_infobottleneck.callbacks._logger_figures import (
+    FigureAdapter,
+    figure_adapters,
+    finish,
+    log_figures,
+    log_history,
+)
 from lit_infobottleneck.callbacks._outputs import (
-    first_tensorboard,
+    GEOMETRY_FILE,
+    HISTORY_FILES,
     mark_tensorboard_session_start,
     write_history,
-    write_tensorboard,
 )
 from lit_infobottleneck.callbacks._reduction import FeatureReducer
 from lit_infobottleneck.estimators import Estimator, get_estimator
@@ -172,7 +181,9 @@ class InfoMetrics(Callback):
             (``info/geometry/...``; O(n d min(n, d)) per layer, small beside the estimates).
             With two InfoMetrics in one Trainer, keep it on in one only: the names carry no
             estimator label, so the second would overwrite the first's.
-        plot: draw the information-plane figure into TensorBoard.
+        plot: draw each estimator's information-plane figure at every measured epoch into
+            every logger (TensorBoard image, MLflow artifact, W&B image, PNG files under the
+            log dir for CSVLogger and other loggers); False draws none.
         strict: re-raise the first failing estimate (on every rank together) instead of
             skipping it with a warning; for debugging an estimator.
     """
@@ -250,7 +261,7 @@ class InfoMetrics(Callback):
         self.calibration: dict[str, dict[str, dict[str, Any]]] = {}
         self._capture: ActivationCapture | None = None
         self._active = False
-        self._layout_written = False
+        self._figure_adapters: list[FigureAdapter] = []
         self._announced: set[str] = set()
         self._told: set[str] = set()
         self._warned_flags: set[tuple[str, str, str]] = set()
@@ -277,7 +288,11 @@ class InfoMetrics(Callback):
         return [self._generate_state_key(**self._state_key_fields(), unit=unit) for unit in UNITS]
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._layout_written = False
+        self._figure_adapters = (
+            figure_adapters(trainer, list(self.estimators), self.measure_geometry)
+            if trainer.is_global_zero
+            else []
+        )
         self._announced = set()
         self._told = set()
         self._warned_flags = set()
@@ -321,11 +336,14 @@ class InfoMetrics(Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._stop_capture()
+        if stage in (TrainerFn.FITTING, TrainerFn.VALIDATING):
+            finish(self._figure_adapters, self.history)  # rank 0 only: others have none
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self._stop_capture()
+        finish(self._figure_adapters, self.history)
 
     def _stop_capture(self) -> None:
         """Remove the hooks and drop what an interrupted epoch captured."""
@@ -700,14 +718,16 @@ class InfoMetrics(Callback):
     @staticmethod
     def log_dir(trainer: pl.Trainer) -> Path:
         """Where the CSV/JSON history goes: ``trainer.log_dir`` (the first logger's version
-        directory; ``default_root_dir`` without a logger, as for Lightning's checkpoints)."""
+        directory; ``default_root_dir`` without a logger or when the first has no local
+        folder, e.g. MLflow with a database store, as for Lightning's checkpoints)."""
         return Path(trainer.log_dir or trainer.default_root_dir)
 
     @rank_zero_only
     def _write_outputs(
         self, directory: Path, trainer: pl.Trainer | None = None, epoch: int | None = None
     ) -> None:
-        """CSV/JSON history, and TensorBoard (layout, figures) when ``trainer`` is given.
+        """CSV/JSON history; with ``trainer`` and ``epoch`` (a measured epoch), also the
+        history files and the figures in every logger (``_logger_figures.py``).
 
         A failure here (a full disk, a plotting error) is warned about, never raised, also
         with ``strict=True`` (only rank 0 writes, so raising would strand the other ranks):
@@ -715,18 +735,17 @@ class InfoMetrics(Callback):
         """
         try:
             write_history(directory, self.history, self.meta, self.geometry_history)
-            logger = first_tensorboard(trainer) if trainer is not None else None
-            if logger is not None and epoch is not None:
-                write_tensorboard(
-                    logger,
+            if trainer is not None and epoch is not None:
+                files = [directory / name for name in (*HISTORY_FILES, GEOMETRY_FILE)]
+                log_history(self._figure_adapters, files)
+                log_figures(
+                    self._figure_adapters,
                     self.history,
                     self.meta,
                     list(self.estimators),
                     epoch,
-                    layout=not self._layout_written,
+                    trainer.global_step,
                     plot=self.plot,
-                    geometry=self.measure_geometry,
                 )
-                self._layout_written = True
         except Exception as err:
             rank_zero_warn(f"InfoMetrics could not write its outputs: {type(err).__name__}: {err}.")
