@@ -188,12 +188,13 @@ def _table_cell(value: Any) -> Any:
 
 def _logger_directory(logger: Logger, trainer: pl.Trainer) -> Path:
     """Where a logger without its own figure store gets the PNG files: its ``log_dir``, else
-    its ``save_dir``, else the trainer's log dir."""
+    its ``save_dir``, else the trainer's ``default_root_dir`` (not ``trainer.log_dir``: that
+    is a collective, and adapters are built on rank 0 only)."""
     for attribute in ("log_dir", "save_dir"):
         value = getattr(logger, attribute, None)
         if isinstance(value, (str, Path)) and value:
             return Path(value)
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    return Path(trainer.default_root_dir)
 
 
 def figure_adapters(

@@ -269,6 +269,9 @@ def test_ddp_fit_two_epochs_writes_every_epoch_once(tmp_path):
         # I_XT, I_TY per (estimator, layer); 3 counts per estimator; 2 geometry per layer
         expected = 2 * len(ESTIMATORS) * len(LAYERS) + 3 * len(ESTIMATORS) + 2 * len(LAYERS)
         assert rank0 == rank1 and len(rank0) == expected
+    # the CSVLogger's figures, drawn on rank 0 (adapters are built there only)
+    pngs = sorted(p.name for p in (root / "logs" / "version_0" / "info_plane").iterdir())
+    assert pngs == sorted(f"{est['name']}_epoch_{e:04d}.png" for est in ESTIMATORS for e in (0, 1))
 
 
 # ---------------------------------------------------------------------- 3. ranks without samples
