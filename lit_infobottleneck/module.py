@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.pytorch import LightningModule
@@ -113,18 +113,18 @@ class InfoBottleneckClassifier(LightningModule):
             }
         )
         if self.input_shape is not None:
-            self._dry_run()
+            self._dry_run(self.input_shape)
 
-    def _dry_run(self) -> None:
+    def _dry_run(self, input_shape: tuple[int, ...]) -> None:
         """Run two zero inputs through the model; a size mismatch names ``input_shape``."""
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                self.forward_output(torch.zeros(2, *self.input_shape))
+                self.forward_output(torch.zeros(2, *input_shape))
         except (RuntimeError, ValueError) as err:
             raise ValueError(
-                f"`input_shape` {list(self.input_shape)} does not fit the model: {err}"
+                f"`input_shape` {list(input_shape)} does not fit the model: {err}"
             ) from None
         finally:
             self.train(was_training)
@@ -158,7 +158,7 @@ class InfoBottleneckClassifier(LightningModule):
                 sync_dist=not on_step,
                 batch_size=x.shape[0],
             )
-        accuracy = self.metrics[f"{stage}_acc"]
+        accuracy = cast(MulticlassAccuracy, self.metrics[f"{stage}_acc"])
         accuracy(out.logits.detach().float().softmax(-1).mean(0), y)
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return terms["loss"]

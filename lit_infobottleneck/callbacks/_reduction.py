@@ -44,6 +44,7 @@ class Reduction:
         columns = self.columns.to(rows.device)
         if self.method == "subset":
             return rows.index_select(1, columns)
+        assert self.signs is not None, "a 'sketch' reduction always has signs"
         out = rows.new_zeros(rows.shape[0], self.kept)
         return out.index_add_(1, columns, rows * self.signs.to(rows.device, rows.dtype))
 
@@ -55,7 +56,7 @@ class FeatureReducer:
     """Reduces layers wider than ``max_features`` (``None``: never) with ``method``.
 
     Maps are built on first use per (layer name, width) from ``seed`` and the layer's name,
-    so every rank and every epoch uses the same one; :attr:`applied` lists them.
+    so every rank and every epoch uses the same one; ``applied`` lists them.
     """
 
     def __init__(self, max_features: int | None, method: str = "sketch", seed: int = 0) -> None:

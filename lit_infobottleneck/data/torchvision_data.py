@@ -1,6 +1,6 @@
 """MNIST, Fashion-MNIST and CIFAR-10 in the on-disk layout of ``torchvision.datasets``.
 
-Files: with ``download=True``, :meth:`TorchvisionDataModule.prepare_data` (run once per node
+Files: with ``download=True``, ``TorchvisionDataModule.prepare_data`` (run once per node
 by Lightning) lets torchvision's ``MNIST`` / ``FashionMNIST`` / ``CIFAR10`` download and verify
 them into ``root``. Reading is done here, from that same layout:
 
@@ -14,7 +14,7 @@ own classes need every file of both splits, unpacked, even to read the test set)
 files raise a ``FileNotFoundError`` that lists the exact paths.
 
 Transform: ``ToTensor`` (``uint8 / 255``, channels first) then per-channel normalisation with
-the mean and std of the official training images (:data:`DATASETS`). Splits: the official
+the mean and std of the official training images (``DATASETS``). Splits: the official
 training images, permuted with ``seed``, give ``val_size`` validation images and the rest
 train; test is the official test set. ``split_test_set=True`` uses the official TEST images
 only (10,000), permuted with ``seed``: ``test_size`` test, ``val_size`` validation (defaults
@@ -255,18 +255,22 @@ class TorchvisionDataModule(SplitDataModule):
                 labels.extend(batch["labels"])
             image_tensor = torch.from_numpy(np.concatenate(images)).view(-1, *self.input_shape)
             return image_tensor, torch.tensor(labels, dtype=torch.int64)
-        images, labels = read_idx(files[0]), read_idx(files[1])
-        if images.shape[0] != labels.shape[0] or tuple(images.shape[1:]) != self.input_shape[1:]:
+        idx_images, idx_labels = read_idx(files[0]), read_idx(files[1])
+        if (
+            idx_images.shape[0] != idx_labels.shape[0]
+            or tuple(idx_images.shape[1:]) != self.input_shape[1:]
+        ):
             raise ValueError(
-                f"{files[0]} holds images of shape {tuple(images.shape)} and {files[1]} "
-                f"{labels.shape[0]} labels; expected (N, 28, 28) and N labels. Download again."
+                f"{files[0]} holds images of shape {tuple(idx_images.shape)} and {files[1]} "
+                f"{idx_labels.shape[0]} labels; expected (N, 28, 28) and N labels. Download again."
             )
-        return images.unsqueeze(1), labels.to(torch.int64)
+        return idx_images.unsqueeze(1), idx_labels.to(torch.int64)
 
     def _build(self) -> tuple[Dataset, Dataset, Dataset, dict[str, torch.Tensor]]:
         self._check_files()
         test_images, test_labels = self._read(False)
         if self.split_test_set:
+            assert self.test_size is not None, "__init__ sets it (default 1,000)"
             images, labels = test_images, test_labels
             n_test = int(self.test_size)
         else:

@@ -3,7 +3,7 @@
 Fischer, "The conditional entropy bottleneck", Entropy 22(9):999, 2020; Fischer & Alemi,
 "CEB improves model robustness", Entropy 22(10):1081, 2020. CEB minimises
 beta I(X;Z|Y) - I(Y;Z). With the forward encoder e(z|x) = N(mean(x), diag std(x)^2)
-(:class:`~lit_infobottleneck.nets.GaussianBottleneck`) and a backward encoder
+(``lit_infobottleneck.nets.GaussianBottleneck``) and a backward encoder
 b(z|y) = N(mu_y, I) with one learnable mean per class,
 
     I(X;Z|Y) <= E_{x,y} E_e(z|x)[log e(z|x) - log b(z|y)]     (term ``residual_info``)
@@ -49,7 +49,7 @@ class CEB(Objective):
     b(z|y) = N(``mu[y]``, I), computed in float32 (or float64) even under bf16 autocast.
     ``ce``: cross-entropy averaged over the S samples and the batch (the bound on -I(Y;Z) up
     to H(Y)). The class means ``mu`` ``(num_classes, K)`` are a parameter created by
-    :meth:`bind` (the classifier calls it), initialised to zeros so that b(z|y) starts as
+    ``bind`` (the classifier calls it), initialised to zeros so that b(z|y) starts as
     VIB's prior N(0, I). Needs a stochastic bottleneck (``rep.std`` not ``None``).
 
     In eval mode a ``GaussianBottleneck`` with ``eval_num_samples=0`` returns z = mean, and
@@ -62,6 +62,7 @@ class CEB(Objective):
 
     requires_stochastic = True
     weights = ("beta",)
+    mu: nn.Parameter | None  # (num_classes, latent_dim), registered by bind()
 
     def __init__(self, beta: float = 1e-2) -> None:
         super().__init__()
