@@ -56,6 +56,12 @@ DATA_ERRORS = (ValueError, OSError)
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 DATA_HOOKS = ("prepare_data", "setup")
 DEBUG_HINT = "(set LIT_IB_DEBUG=1 for the traceback)"
+#: The top of ``lit-ib --help`` (LightningCLI's parser knows only its own subcommands).
+DESCRIPTION = (
+    "Train and evaluate with the Lightning subcommands below (fit, validate, test, predict). "
+    "Draw the information plane and curves of runs as PNG figures with: lit-ib plot RUN_DIR "
+    "[RUN_DIR ...] (options: lit-ib plot --help)."
+)
 #: ``ckpt_path`` values that Lightning resolves itself (not file paths).
 SPECIAL_CKPT_PATHS = ("best", "last", "hpc", "registry")
 
@@ -140,13 +146,14 @@ def run_cli(args: Sequence[str] | None = None) -> InfoBottleneckCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": DESCRIPTION},
         args=None if args is None else list(args),
     )
 
 
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of ``lit-ib`` and ``python -m lit_infobottleneck``: exit code 2 with one
-    line on stderr for a configuration or data error (see :func:`is_user_error`); any other
+    line on stderr for a configuration or data error (see ``is_user_error``); any other
     exception propagates with its traceback. ``LIT_IB_DEBUG=1`` re-raises every error."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] == "plot":

@@ -4,12 +4,12 @@ Goldfeld et al. (2019, "Estimating information flow in deep neural networks") sh
 the "compression" a binned I(X;T) shows is the clustering of same-class representations. So
 InfoMetrics logs, on the same samples as its estimates, what the clustering itself does:
 
-- :func:`within_class_ratio`: ``tr(S_W) / tr(S_T)``, the within-class scatter over the total
+- ``within_class_ratio``: ``tr(S_W) / tr(S_T)``, the within-class scatter over the total
   scatter (unitless, in [0, 1]). 1: the class means coincide (no class structure); 0: every
   sample sits on its class mean, the variability collapse "NC1" of Papyan, Han & Donoho
   (2020, "Prevalence of neural collapse during the terminal phase of deep learning
   training"). Falling over training = classes clustering.
-- :func:`participation_ratio`: the effective dimension ``(sum_i l_i)^2 / sum_i l_i^2`` of the
+- ``participation_ratio``: the effective dimension ``(sum_i l_i)^2 / sum_i l_i^2`` of the
   covariance spectrum ``l`` (Gao et al. 2017; Recanatesi et al. 2019), in [1, rank]:
   ``d`` for an isotropic cloud in ``d`` dimensions, ``k`` for one spread equally over ``k``.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-#: The quantities :func:`layer_geometry` returns, as logged under ``info/geometry/<name>``.
+#: The quantities ``layer_geometry`` returns, as logged under ``info/geometry/<name>``.
 QUANTITIES = ("within_class_ratio", "effective_dim")
 
 

@@ -167,8 +167,8 @@ class MutualInformation(Metric):
     """I(X;Y) of paired samples accumulated over batches, by any registered estimator.
 
     Args:
-        estimator: an :class:`Estimator`, a registered name (``"gaussian"``, ``"ksg"``, ...)
-            or a dict ``{"name": ..., **params}`` for :func:`get_estimator`.
+        estimator: an ``Estimator``, a registered name (``"gaussian"``, ``"ksg"``, ...)
+            or a dict ``{"name": ..., **params}`` for ``get_estimator``.
         max_samples: cap on the rows kept per process (``None``: keep all). Each process keeps
             the first ``max_samples`` rows it sees; ``compute()`` gathers the rows of every
             rank in rank order (rank 0's, then rank 1's, ...) and uses the first
@@ -176,12 +176,12 @@ class MutualInformation(Metric):
             that concatenation; once rank 0 alone fills the cap, only its rows are used.
         discrete_y: passed to the estimator; ``None`` treats an integer/bool ``y`` as labels.
         unit: the unit of ``compute()``'s value. ``None`` (default): the estimator's own
-            unit, :attr:`Estimator.unit` (nats for every mutual-information estimator).
+            unit, ``Estimator.unit`` (nats for every mutual-information estimator).
             ``"nats"`` or ``"bits"`` for estimators in nats; only ``compute()``'s output is
             converted. The HSIC family scores unitless dependence (``"nHSIC"``/``"HSIC"``),
-            so ``"nats"``/``"bits"`` raise a ``ValueError`` there. :attr:`result_unit`
+            so ``"nats"``/``"bits"`` raise a ``ValueError`` there. ``result_unit``
             names the unit of the value.
-        kwargs: :class:`torchmetrics.Metric` options (``dist_sync_fn`` replaces the gathering
+        kwargs: ``torchmetrics.Metric`` options (``dist_sync_fn`` replaces the gathering
             that handles ranks with no samples; ``process_group`` also sets the group whose
             rank 0 estimates and broadcasts; with ``sync_on_compute=False`` each rank
             estimates on its own rows).
@@ -189,7 +189,7 @@ class MutualInformation(Metric):
     ``update(x, y)``: ``x`` ``(n, ...)`` is flattened per sample to ``(n, d)`` (float32 unless
     it is float64); ``y`` ``(n,)`` keeps its shape and dtype (integer labels stay integer),
     ``(n, ...)`` is flattened to ``(n, k)``. ``compute()``: 0-d float64 tensor in
-    :attr:`result_unit`; when the states are synced across more than one process, only the
+    ``result_unit``; when the states are synced across more than one process, only the
     group's rank 0 runs the estimator (a neural bound trains one critic, not one per rank)
     and broadcasts the value, or re-raises its exception on every rank.
     Duplicate samples (e.g. the padding of ``DistributedSampler``) are counted like any other.
@@ -264,7 +264,7 @@ class MutualInformation(Metric):
 
     def forward(self, x: Tensor, y: Tensor) -> None:
         """Only accumulate: an estimate per batch would be costly and, for small batches,
-        impossible (k-NN needs k + 1 samples). Call :meth:`compute` at epoch end."""
+        impossible (k-NN needs k + 1 samples). Call ``compute`` at epoch end."""
         self.update(x, y)
 
     def compute(self) -> Tensor:

@@ -4,7 +4,7 @@ A classifier is ``encoder -> bottleneck -> head``. Every block states its sizes
 (``in_features`` / ``out_features``) so that wrong wiring fails at construction, and every
 layer is a named submodule (``encoder.layers.1``) so that callbacks can hook it by name.
 
-Bottlenecks return a :class:`Representation`: ``z`` ``(S, B, K)`` (S samples per input),
+Bottlenecks return a ``Representation``: ``z`` ``(S, B, K)`` (S samples per input),
 and for stochastic ones the Gaussian parameters ``mean`` and ``std`` ``(B, K)`` of q(z|x).
 """
 
@@ -273,7 +273,7 @@ class Decoder(nn.Module):
 
     ``likelihood="gaussian"``: the output is the mean of N(x_hat, I) (use on standardised
     inputs); ``"bernoulli"``: the output is the logits of independent Bernoulli pixels (inputs
-    in [0, 1]). :meth:`negative_log_likelihood` returns ``-log q(x|z)`` per sample, in nats.
+    in [0, 1]). ``negative_log_likelihood`` returns ``-log q(x|z)`` per sample, in nats.
     """
 
     LIKELIHOODS = ("gaussian", "bernoulli")

@@ -2,14 +2,14 @@
 
 Each frame shows every layer's trail (its path through the plane up to the frame's epoch,
 small dots) and its current point (large, hollow when the estimate is flagged, as in
-:func:`~lit_infobottleneck.plotting.information_plane`), with the epoch in the title.
+``lit_infobottleneck.plotting.information_plane``), with the epoch in the title.
 The axes are fixed over all frames so that motion is motion of the layers, not of the axes:
 [0, 1.05 H(X)] x [0, 1.05 H(Y)] in bits or nats when ``h_x``/``h_y`` are known, [0, 1.05] for
 nHSIC, else the range of the data with a 5 % margin.
 
-Built with :class:`matplotlib.animation.FuncAnimation` on a :class:`~matplotlib.figure.Figure`
-with a :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg` (no pyplot state) and written
-by :class:`~matplotlib.animation.PillowWriter`. ``lit-ib plot RUN_DIR --animate`` writes one
+Built with ``matplotlib.animation.FuncAnimation`` on a ``matplotlib.figure.Figure``
+with a ``matplotlib.backends.backend_agg.FigureCanvasAgg`` (no pyplot state) and written
+by ``matplotlib.animation.PillowWriter``. ``lit-ib plot RUN_DIR --animate`` writes one
 ``info_plane_<estimator>.gif`` per estimator.
 """
 
@@ -81,9 +81,9 @@ def information_plane_animation(
 ) -> FuncAnimation:
     """The animation of one estimator's plane, one frame per measured epoch in epoch order
     (``unit`` is used only for records without one; ``note`` is added to the title), drawn
-    on ``fig`` (an empty :class:`Figure`; a new one of ``figsize`` by default). Save it with
+    on ``fig`` (an empty ``Figure``; a new one of ``figsize`` by default). Save it with
     ``.save(path, writer=PillowWriter(fps=...), dpi=...)``, or call
-    :func:`save_information_plane_gif`."""
+    ``save_information_plane_gif``."""
     rows = _rows(records, estimator)
     if not rows:
         raise ValueError(f"no records of estimator {estimator!r} to animate.")
@@ -157,7 +157,7 @@ def save_information_plane_gif(
     fps: int = GIF_FPS,
     dpi: int = GIF_DPI,
 ) -> Path:
-    """Write the animation of :func:`information_plane_animation` to ``path`` (a GIF of
+    """Write the animation of ``information_plane_animation`` to ``path`` (a GIF of
     ``figsize * dpi`` pixels, ``fps`` frames a second, looping); returns ``path``."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}.")

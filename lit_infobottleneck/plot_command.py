@@ -7,13 +7,13 @@ every estimator, ``info_plane_<estimator>.png`` and ``info_curves_<estimator>.pn
 geometry records. Each estimator is drawn in the unit its records carry (bits, nats, or nHSIC
 for the HSIC estimator). ``RUN_DIR`` may also be a parent such as ``runs/default``: the newest
 run below it is plotted (the highest ``version_N``, compared as numbers; see
-:func:`find_history`). ``--animate`` also writes ``info_plane_<estimator>.gif``, one frame per
+``find_history``). ``--animate`` also writes ``info_plane_<estimator>.gif``, one frame per
 measured epoch (``--fps``, ``--gif_dpi``).
 
 Several RUN_DIRs (e.g. ``lit-ib plot runs/tishby_tanh/version_*``, runs of one configuration
 with different seeds) are aggregated into ``*_mean.png`` figures of the mean with a band
 (``--band se`` or ``minmax``) and ``info_metrics_mean.json``, written into ``--out`` or else
-the runs' common parent directory: see :mod:`lit_infobottleneck.plot_runs`. A single parent
+the runs' common parent directory: see ``lit_infobottleneck.plot_runs``. A single parent
 directory is never aggregated implicitly: it stands for its newest run.
 """
 
@@ -133,6 +133,8 @@ def _several_runs_note(run_dir: Path) -> str | None:
 
 
 def plot_main(argv: Sequence[str]) -> list[Path]:
+    """``lit-ib plot`` with the arguments ``argv`` (without the program name); returns the
+    paths of the figures written."""
     parser = argparse.ArgumentParser(prog="lit-ib plot", description=__doc__.splitlines()[0])
     parser.add_argument(
         "run_dir",

@@ -11,8 +11,8 @@ Input is the ``"geometry"`` list of an InfoMetrics history: records
   in [1, d] dimensions.
 
 ``None`` (a value the callback could not compute) is left out of the line. A record may carry
-``<key>_low`` and ``<key>_high`` (the mean of several runs, see :mod:`plot_runs`): the band
-between them is shaded. Like :mod:`lit_infobottleneck.plotting`, figures are built with the
+``<key>_low`` and ``<key>_high`` (the mean of several runs, see ``plot_runs``): the band
+between them is shaded. Like ``lit_infobottleneck.plotting``, figures are built with the
 object-oriented API (no pyplot state).
 """
 

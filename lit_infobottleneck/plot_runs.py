@@ -20,7 +20,7 @@ one-line note on stderr names the others). Bootstrap bounds of single runs are n
 **Where they go**: into ``--out`` when given, else into the common parent directory of the
 runs (``runs/tishby_tanh`` for ``runs/tishby_tanh/version_*``).
 
-**Which runs**: each RUN_DIR resolves as for one run (:func:`find_history`): a directory
+**Which runs**: each RUN_DIR resolves as for one run (``find_history``): a directory
 with an ``info_metrics.json``, or a parent, which stands for its *newest* run only. A single
 parent holding several versions is therefore not aggregated: pass the runs themselves,
 with a shell glob such as ``lit-ib plot runs/tishby_tanh/version_*``.
@@ -71,7 +71,7 @@ class Run:
 
 
 def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
-    """The runs of ``run_dirs`` (each resolved by :func:`find_history`); refuses a run given
+    """The runs of ``run_dirs`` (each resolved by ``find_history``); refuses a run given
     twice and runs without records."""
     runs: list[Run] = []
     given: dict[Path, Path] = {}

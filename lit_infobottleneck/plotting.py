@@ -1,6 +1,6 @@
 """Information-plane figures (matplotlib's object-oriented API; no pyplot, no display).
 
-The functions return a :class:`matplotlib.figure.Figure` that no pyplot state manages: it
+The functions return a ``matplotlib.figure.Figure`` that no pyplot state manages: it
 leaves the user's backend alone, needs no ``close``, and renders with ``fig.savefig(...)``,
 ``FigureCanvasAgg(fig)`` or TensorBoard's ``SummaryWriter.add_figure``.
 

@@ -312,6 +312,7 @@ def test_repeated_runs_in_the_same_dir(logging, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # above the run's own limit (300 s), which fails more clearly
 def test_fit_ddp_spawn_two_cpu_processes(tmp_path):
     result = lit_ib(
         "fit",
@@ -528,6 +529,7 @@ def test_ckpt_path_last_continues_the_newest_version_with_a_checkpoint(tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # above the run's own limit (600 s), which fails more clearly
 def test_the_main_job_draws_a_plane_that_moves(tmp_path):
     """``lit-ib fit --config configs/default.yaml`` as shipped (the README's first command):
     for every estimator, at the last epoch at least 3 of the 4 layers below 95 % of H(X),

@@ -24,7 +24,7 @@ def run_example(name: str, *args: str | Path, cwd: Path) -> subprocess.Completed
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,  # a test's pytest timeout is above its runs' limits (300 s each)
     )
     assert result.returncode == 0, (
         f"{name} exited with {result.returncode}\n--- stdout\n{result.stdout[-3000:]}"
@@ -38,6 +38,7 @@ def read_history(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.timeout(360)
 def test_add_to_your_project(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     run_example("add_to_your_project.py", "--max_epochs", "2", "--out", out, cwd=tmp_path)
@@ -51,6 +52,7 @@ def test_add_to_your_project(tmp_path: Path) -> None:
     assert list(out.rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.timeout(660)  # two runs
 def test_reproduce_saxe2018_quick(tmp_path: Path) -> None:
     out, log_dir = tmp_path / "figures", tmp_path / "runs"
     run_example(
@@ -77,6 +79,7 @@ def test_reproduce_saxe2018_quick(tmp_path: Path) -> None:
     assert (out / "saxe2018_geometry.png").is_file()
 
 
+@pytest.mark.timeout(360)
 def test_beta_sweep_quick(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     result = run_example("beta_sweep.py", "--quick", "--out", out, cwd=tmp_path)

@@ -157,6 +157,7 @@ def tensorboard_curves(log_dir: Path) -> dict[str, list[tuple[int, float | None]
     return out
 
 
+@pytest.mark.timeout(960)  # three runs of lit_ib_fit, each with its own limit of 300 s
 def test_sigkill_mid_epoch_and_mid_estimation_resume_without_gaps_or_duplicates(tmp_path):
     log_dir = tmp_path / "runs" / "faults" / "version_0"
 

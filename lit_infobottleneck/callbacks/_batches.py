@@ -1,7 +1,7 @@
 """Inputs and class labels out of a validation batch, for InfoMetrics.
 
-:func:`default_batch_to_xy` finds ``(x, y)`` in the common batch formats;
-:func:`class_labels` turns the label part into class indices ``(n,)`` int64, converting
+``default_batch_to_xy`` finds ``(x, y)`` in the common batch formats;
+``class_labels`` turns the label part into class indices ``(n,)`` int64, converting
 the unambiguous cases (integer-valued floats, one-hot rows) and refusing the rest with
 the ``batch_to_xy`` to pass instead.
 """

@@ -1,7 +1,7 @@
 """Layer selection and activation capture with forward hooks, for InfoMetrics.
 
-:func:`resolve_layers` turns layer specs (names, globs, types) into named submodules;
-:class:`ActivationCapture` hooks them for one validation epoch and keeps, per layer, the
+``resolve_layers`` turns layer specs (names, globs, types) into named submodules;
+``ActivationCapture`` hooks them for one validation epoch and keeps, per layer, the
 detached, per-sample-flattened float32 outputs of the rows the caller selected.
 """
 
@@ -42,7 +42,7 @@ def resolve_layers(
     """Submodules of ``root`` chosen by name, glob (``"encoder.*"``) or type.
 
     Order: the order of ``specs``; the matches of one glob, type or ``"auto"`` (every
-    activation module, :data:`AUTO_TYPES`) in module registration order. The root module is
+    activation module, ``AUTO_TYPES``) in module registration order. The root module is
     never hooked (under DDP its forward also wraps ``validation_step``). An unknown name or a
     pattern that matches nothing raises a ``MisconfigurationException`` listing the names.
     """
@@ -100,12 +100,12 @@ def first_tensor(output: Any) -> torch.Tensor | None:
 class ActivationCapture:
     """Forward hooks that store selected rows of each layer's output.
 
-    Call :meth:`attach` to add the hooks, :meth:`select` before each batch's forward with a
-    boolean mask over its rows (``None`` skips the batch), and :meth:`detach` to remove
+    Call ``attach`` to add the hooks, ``select`` before each batch's forward with a
+    boolean mask over its rows (``None`` skips the batch), and ``detach`` to remove
     them. Outputs are detached, flattened per sample, cast to float32 and moved to
     ``device``; layers wider than the ``reducer``'s ``max_features`` are reduced per batch.
     A layer whose output is not a tensor with the batch as first dimension is
-    recorded in :attr:`errors` (training goes on).
+    recorded in ``errors`` (training goes on).
     """
 
     def __init__(

@@ -1,13 +1,13 @@
 """Estimation for InfoMetrics as a pure function: captured tensors in, records out.
 
-:func:`estimate_layers` takes the measured inputs ``x`` ``(n, d_x)``, the captured layers
+``estimate_layers`` takes the measured inputs ``x`` ``(n, d_x)``, the captured layers
 ``{name: (n, d_l)}`` in depth order, class labels ``y`` ``(n,)`` and the estimators, and
-returns an :class:`EstimateResult`: one record per (estimator, layer), each carrying its
+returns an ``EstimateResult``: one record per (estimator, layer), each carrying its
 ``unit``, plus warnings for what was skipped. No Lightning, no logging, no I/O: tested
 without a Trainer.
 
 Units: mutual-information estimators return nats and are converted to ``unit`` ("bits" or
-"nats"); estimators whose :attr:`Estimator.unit` is something else (the HSIC family's
+"nats"); estimators whose ``Estimator.unit`` is something else (the HSIC family's
 unitless scores) keep their own unit and are left out of the bits conversion, of the
 ceilings H(X), H(Y) and of the data-processing check.
 
@@ -53,7 +53,7 @@ class EstimateResult:
     ``records``: ``{"epoch", "step", "estimator", "layer", "unit", "I_XT", "I_TY",
     "flags"}`` (and the interval bounds, ``clipped_fraction``), in estimator then layer
     order. ``geometry``: per layer, ``{"epoch", "step", "layer", "within_class_ratio",
-    "effective_dim"}`` (see :mod:`lit_infobottleneck.geometry`; None where undefined).
+    "effective_dim"}`` (see ``lit_infobottleneck.geometry``; None where undefined).
     ``dpi``: per estimator label, the layers whose I(X;T) exceeds the previous layer's by
     more than the tolerance (only for information units measured at one parameter: a
     calibrated estimator measures each layer at its own resolution, which the

@@ -17,8 +17,8 @@ Each record gets a ``flags`` list (empty when the estimate is informative) of th
   layer, and quantities at different resolutions are not ordered by data processing;
   compare their epochs, not their layers.
 
-:func:`record_flags` computes them for one estimate and returns, per flag, a hint for the
-user that carries the numbers behind it and a fix; :func:`flag_summary` sums up a history.
+``record_flags`` computes them for one estimate and returns, per flag, a hint for the
+user that carries the numbers behind it and a fix; ``flag_summary`` sums up a history.
 """
 
 from __future__ import annotations

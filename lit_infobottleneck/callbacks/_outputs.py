@@ -1,9 +1,9 @@
 """InfoMetrics' history files and TensorBoard's restart marker (figures: ``_logger_figures``).
 
-- :func:`write_history` writes ``info_metrics.csv``, ``info_metrics.json`` (with the geometry
+- ``write_history`` writes ``info_metrics.csv``, ``info_metrics.json`` (with the geometry
   under ``"geometry"``) and ``info_geometry.csv``, each whole to a temporary name and renamed
   over the old one (a job killed while writing leaves the previous complete file).
-- :func:`mark_tensorboard_session_start` writes TensorBoard's session-start event, so that a
+- ``mark_tensorboard_session_start`` writes TensorBoard's session-start event, so that a
   resumed run hides what a killed run logged after its checkpoint.
 """
 

@@ -11,7 +11,7 @@ estimates I(X;T_l) and I(T_l;Y) with one or more estimators, and logs
   ``bootstrap > 0`` (half-sampling without replacement, see ``_intervals.py``);
 - ``info/geometry/within_class_ratio/<layer>`` and ``info/geometry/effective_dim/<layer>``:
   the layer's class clustering and effective dimension on the same samples (unitless, see
-  :mod:`lit_infobottleneck.geometry`), to tell information from geometry (Goldfeld et al.
+  ``lit_infobottleneck.geometry``), to tell information from geometry (Goldfeld et al.
   2019);
 - ``info/<estimator>/dpi_violations``: layers whose I(X;T) exceeds the previous layer's by
   more than ``dpi_tolerance`` (impossible for a Markov chain X -> T_1 -> T_2 -> ...);
@@ -163,6 +163,7 @@ class InfoMetrics(Callback):
         schedule: ``"every"`` or ``"log"`` (up to ``log_points`` epochs spaced
             logarithmically up to ``max_epochs``, fewer where rounding merges them: dense
             early, sparse late). ``trainer.validate()`` is always measured.
+        log_points: how many epochs ``schedule="log"`` measures at most (>= 2).
         unit: ``"bits"`` (the information-plane convention) or ``"nats"``, for the
             information estimators; others (HSIC) report their own unit.
         device: where captures are kept and estimates computed (default CPU).
@@ -564,7 +565,7 @@ class InfoMetrics(Callback):
     def _estimate(
         self, data: dict[str, torch.Tensor], names: list[str], epoch: int, step: int
     ) -> EstimateResult:
-        """Rank 0's estimation of the gathered captures (see :func:`estimate_layers`)."""
+        """Rank 0's estimation of the gathered captures (see ``estimate_layers``)."""
         return estimate_layers(
             data["x"],
             {name: data[f"layer:{name}"] for name in names},

@@ -1,7 +1,7 @@
 """The shared skeleton of the data modules: argument checks, idempotent setup, data loaders.
 
 A subclass sets ``num_classes`` and ``input_shape`` in ``__init__`` (LightningCLI links them
-into the model before ``setup``) and implements :meth:`SplitDataModule._build`, which returns
+into the model before ``setup``) and implements ``SplitDataModule._build``, which returns
 the three datasets and the indices that made them.
 """
 
@@ -23,7 +23,7 @@ class SplitDataModule(LightningDataModule):
     current epoch when a trainer is attached, for ``reload_dataloaders_every_n_epochs``): the
     same batch order in every run with that seed; val and test loaders keep the dataset order.
     ``split_indices`` maps ``"train"``, ``"val"``, ``"test"`` to the int64 indices of each
-    split in its source (documented by each subclass), available after :meth:`setup`.
+    split in its source (documented by each subclass), available after ``setup``.
     """
 
     num_classes: int

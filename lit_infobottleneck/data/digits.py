@@ -40,7 +40,7 @@ class DigitsDataModule(SplitDataModule):
         seed: seeds the stratified split and the training shuffle.
         num_workers: data-loader worker processes.
 
-    After :meth:`setup`, ``feature_mean`` and ``feature_std`` ``(64,)`` hold the train-split
+    After ``setup``, ``feature_mean`` and ``feature_std`` ``(64,)`` hold the train-split
     statistics used to standardise (``None`` when ``standardize=False``).
     """
 

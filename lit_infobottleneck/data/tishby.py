@@ -4,8 +4,8 @@ Data: all 2^12 = 4,096 binary patterns, once each, as rows in binary order (row 
 binary expansion of i, column 0 the most significant bit): exactly the rows of the original
 ``var_u.mat``. Inputs are float32 0/1, as Saxe et al. fed them (``input_shape`` ``(12,)``).
 
-Labels (generated in code, :func:`tishby_labels`): the 12 bits sit on the vertices of an
-icosahedron (:data:`EDGES`, its 30 nearest-neighbour edges; :data:`ANTIPODES`, its 6 pairs of
+Labels (generated in code, ``tishby_labels``): the 12 bits sit on the vertices of an
+icosahedron (``EDGES``, its 30 nearest-neighbour edges; ``ANTIPODES``, its 6 pairs of
 opposite vertices). With N the number of ones, A the number of edges with both ends on, C the
 number of antipodal pairs with both on and B = N(N-1)/2 - A - C the remaining pairs of ones,
 the label is 1 iff ``41.2 N + 0.8 A - 8.8 B - 13.6 C - 171.8 > 0``, evaluated exactly in

@@ -1,7 +1,7 @@
 """Entropy and mutual-information estimators on torch tensors (nats, float64, any device).
 
 One module per family; every estimator is also reachable by name through
-:func:`get_estimator` (``available_estimators()`` lists the names).
+``get_estimator`` (``available_estimators()`` lists the names).
 """
 
 from lit_infobottleneck.estimators.base import Estimator

@@ -1,6 +1,6 @@
 """Kernel Gram blocks and kernel-width rules shared by the Renyi and HSIC estimators.
 
-Gram matrices are produced in row blocks from the chunked distances of :mod:`._pairwise`
+Gram matrices are produced in row blocks from the chunked distances of ``._pairwise``
 (extra memory O(n * chunk)); callers that need the full matrix assemble it themselves.
 """
 
@@ -139,7 +139,7 @@ def prepare_variable(
     chunk_size: int | None,
     min_samples: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor | float | None]:
-    """Validate one variable; return ``(data, sigma)`` ready for :func:`kernel_blocks`.
+    """Validate one variable; return ``(data, sigma)`` ready for ``kernel_blocks``.
 
     Discrete data become ``(n,)`` int64 label codes (``sigma`` is ``None``); continuous data
     become float64 ``(n, d)`` (standardised if asked) with the resolved kernel width.

@@ -1,7 +1,7 @@
 """Chunked pairwise distances: the one place where n x n work is done.
 
 Every estimator that needs distances between samples (KDE, k-NN, Renyi, HSIC) walks the
-``(n, n)`` distance matrix in row blocks of ``chunk_size`` rows from :func:`distance_blocks`.
+``(n, n)`` distance matrix in row blocks of ``chunk_size`` rows from ``distance_blocks``.
 Extra memory is ``O(n * chunk_size)`` float64 values; an ``(n, n, d)`` tensor is never built.
 The same code runs on CPU and GPU (blocks live on the input's device).
 

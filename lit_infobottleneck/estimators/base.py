@@ -11,15 +11,15 @@ import torch
 class Estimator(abc.ABC):
     """A mutual-information estimator with stated parameters.
 
-    Subclasses implement :meth:`mutual_information`; results are 0-d float64 tensors in
-    nats. :meth:`input_information` and :meth:`label_information` say how the family
+    Subclasses implement ``mutual_information``; results are 0-d float64 tensors in
+    nats. ``input_information`` and ``label_information`` say how the family
     measures I(X;T) and I(T;Y) for a network layer T: the default treats X as continuous
     and Y as discrete class labels; families that treat X as discrete (one value per
-    distinct input, e.g. binning and KDE) override :meth:`input_information`.
+    distinct input, e.g. binning and KDE) override ``input_information``.
 
     Calibration: a family whose free parameter can be ``"auto"`` (``noise_var="auto"``,
     ``value_range="auto"``) chooses its value from a layer's activations with
-    :meth:`calibration`; ``estimator.with_params(**estimator.calibration(t))`` is then the
+    ``calibration``; ``estimator.with_params(**estimator.calibration(t))`` is then the
     same estimator with that value fixed, so that later epochs use it too (Geiger 2021: the
     information plane compares epochs only at a fixed parameter). An estimator called while
     a parameter is still ``"auto"`` calibrates on the data it is given, at every call.
@@ -32,7 +32,7 @@ class Estimator(abc.ABC):
     #: HSIC family returns a unitless dependence score and says so here.
     unit: str = "nats"
 
-    #: True when :meth:`input_information` treats X by identity (each distinct input row is
+    #: True when ``input_information`` treats X by identity (each distinct input row is
     #: its own value, X uniform over them): then I(X;T) <= H(X) <= log n, and an estimate at
     #: that ceiling says that the estimator tells every sample apart (binning, kde, noisy).
     treats_x_by_identity: ClassVar[bool] = False
@@ -77,7 +77,7 @@ class Estimator(abc.ABC):
         return {}
 
     def with_params(self, **overrides: Any) -> Estimator:
-        """A new estimator of this family with ``overrides`` replacing some :meth:`params`."""
+        """A new estimator of this family with ``overrides`` replacing some ``params``."""
         from lit_infobottleneck.estimators.registry import get_estimator
 
         return get_estimator(self.name, **{**self.params(), **overrides})

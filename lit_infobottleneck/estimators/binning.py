@@ -8,21 +8,21 @@ distribution, in nats.
 - Range: by default the bins span the observed range ``[min, max]`` of the whole tensor (all
   units of a layer share the bins), i.e. they move with the data at every call;
   ``value_range=(-1, 1)`` fixes them (as in the original tanh experiments; values outside
-  are put in the edge bins, and :func:`out_of_range_fraction` reports how many were);
+  are put in the edge bins, and ``out_of_range_fraction`` reports how many were);
   ``bin_width`` fixes the width instead of the count (bins start at the range's low end;
   the high end joins the last bin).
-- Calibrated range, ``value_range="auto"``: :meth:`BinningEstimator.calibration` returns the
+- Calibrated range, ``value_range="auto"``: ``BinningEstimator.calibration`` returns the
   observed ``[min, max]`` of a layer as ``{"value_range": (low, high)}``, to be frozen with
-  :meth:`~lit_infobottleneck.estimators.base.Estimator.with_params` at the first measured
+  ``lit_infobottleneck.estimators.base.Estimator.with_params`` at the first measured
   epoch: later epochs then bin in the same range, so their estimates are comparable (Geiger
   2021), and activations that grow beyond it are clipped to the edge bins (reported by
-  :func:`out_of_range_fraction`). An estimator still at ``"auto"`` calibrates on the data of
-  each call (the observed range of ``x`` of :meth:`~BinningEstimator.mutual_information`, of
+  ``out_of_range_fraction``). An estimator still at ``"auto"`` calibrates on the data of
+  each call (the observed range of ``x`` of ``BinningEstimator.mutual_information``, of
   ``t`` otherwise; a continuous ``y`` is binned in that range too, as for any fixed range).
   A constant layer (min = max) has no range to calibrate and is refused with a ValueError.
 - Discrete inputs: an integer/bool tensor is taken as codes already (one value per distinct
   row), never binned.
-- I(X;T) of a layer (:meth:`BinningEstimator.input_information`): the input X is discrete by
+- I(X;T) of a layer (``BinningEstimator.input_information``): the input X is discrete by
   identity, one value per distinct input row. For a deterministic network and inputs seen
   once, I(X;T) = H(T_binned): the estimate is set by the bin count, not by the network alone
   (Geiger 2021). It never exceeds log(number of distinct inputs).
@@ -203,7 +203,7 @@ class BinningEstimator(Estimator):
     """Equal-width binning + plug-in MI (Shwartz-Ziv & Tishby 2017; Saxe et al. 2018).
 
     ``value_range``: ``None`` (the observed range of each call), ``(low, high)`` (fixed), or
-    ``"auto"`` (calibrated: see the module docstring and :meth:`calibration`).
+    ``"auto"`` (calibrated: see the module docstring and ``calibration``).
     """
 
     name = "binning"

@@ -35,7 +35,7 @@ is singular and no log-det estimate exists. For continuous ``y`` with n <= dx + 
 correction is undefined and the (ridge-dominated) plug-in value is returned.
 
 Free parameter: ``ridge`` (> 0; default 1e-6, in units of each column's variance; for
-:func:`gaussian_entropy`, in the squared units of ``x``).
+``gaussian_entropy``, in the squared units of ``x``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Units: HSIC is in squared kernel units (unitless for these kernels, which take v
 [0, 1]); nHSIC is unitless in [0, 1] (up to rounding: Cauchy-Schwarz for the inner product
 of the centred Gram matrices): 0 for independence (in the large-sample limit), 1 for
 ``y = x``. Neither is in nats, and neither is on the scale of the other estimators; the
-registered :class:`HSICEstimator` returns nHSIC from ``mutual_information`` so that it can
+registered ``HSICEstimator`` returns nHSIC from ``mutual_information`` so that it can
 sit in the same information-plane machinery, but its numbers are not mutual information.
 If nHSIC's denominator is 0 (a constant variable: its centred Gram matrix vanishes), nHSIC
 is reported as 0.
@@ -29,8 +29,8 @@ pmfs.
 Free parameter: the kernel width ``sigma`` of each continuous variable, a float (in the
 units of the data) or the median heuristic ``"median"`` (default): the lower median of the
 Euclidean distances between distinct pairs of samples, on a seeded random subset of
-:data:`~lit_infobottleneck.estimators._kernels.MEDIAN_MAX_SAMPLES` rows for larger ``n`` (see
-:func:`~lit_infobottleneck.estimators._kernels.median_distance`). The median-rule width is a
+``lit_infobottleneck.estimators._kernels.MEDIAN_MAX_SAMPLES`` rows for larger ``n`` (see
+``lit_infobottleneck.estimators._kernels.median_distance``). The median-rule width is a
 function of the data and is differentiated through.
 
 Memory: no ``n x n`` matrix is stored. With row sums ``k = K1`` and ``l = L1``,
@@ -38,7 +38,7 @@ Memory: no ``n x n`` matrix is stored. With row sums ``k = K1`` and ``l = L1``,
     tr(K H L H) = sum_ij K_ij L_ij - (2/n) sum_i k_i l_i + (1'k)(1'l) / n^2,
 
 accumulated over matching row blocks of ``K`` and ``L`` (the chunked squared-Euclidean walk
-of :mod:`._pairwise`, same ``chunk_size`` on both sides), so extra memory is O(n * chunk).
+of ``._pairwise``, same ``chunk_size`` on both sides), so extra memory is O(n * chunk).
 Time is O(n^2 d). Everything is differentiable with respect to ``x`` and ``y`` (no
 detaching, no in-place updates), as the HSIC-bottleneck objective trains through it.
 """
@@ -180,7 +180,7 @@ def normalized_hsic(
 ) -> torch.Tensor:
     """nHSIC ``HSIC(X,Y) / sqrt(HSIC(X,X) HSIC(Y,Y))``; 0-d float64, unitless in [0, 1].
 
-    Arguments as :func:`hsic`. Not nats. 0 if either variable is constant.
+    Arguments as ``hsic``. Not nats. 0 if either variable is constant.
     """
     h_xy, h_xx, h_yy = _hsic_terms(
         x,

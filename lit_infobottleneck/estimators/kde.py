@@ -24,7 +24,7 @@ both terms (the Saxe et al. convention), estimates rather than guaranteed bounds
 
 Free parameter: ``noise_var`` (sigma^2, in the units of T squared; default 0.1), or
 ``noise_var="auto"``: ``AUTO_NOISE_FRACTION`` (0.1) times the median squared Euclidean
-distance between pairs of samples of the layer (:func:`auto_noise_var`; on a seeded random
+distance between pairs of samples of the layer (``auto_noise_var``; on a seeded random
 subset of ``AUTO_MAX_SAMPLES`` = 2,000 rows for larger n). Why relative: in high dimensions
 the pairwise distances concentrate around their median, so a fixed variance either resolves
 every sample (I(X;T) = log n: 0.1 against the squared distances in the hundreds of a wide
@@ -33,8 +33,8 @@ means the same for a tanh layer in [-1, 1] and a ReLU layer of scale 30; the est
 then invariant to rescaling the layer. For the small tanh layers of Saxe et al. (2018) the
 rule gives the same order as their fixed 0.1: at initialisation, 0.21-0.27 for the 10-unit
 layer on the 12-bit task, 0.09-0.11 for the 7-unit one, 0.03-0.06 for the narrower ones.
-:meth:`KDEEstimator.calibration` returns the value chosen for a layer, to be frozen with
-:meth:`~lit_infobottleneck.estimators.base.Estimator.with_params`; an estimator still at
+``KDEEstimator.calibration`` returns the value chosen for a layer, to be frozen with
+``lit_infobottleneck.estimators.base.Estimator.with_params``; an estimator still at
 ``"auto"`` calibrates on the data of each call. A constant layer (all rows equal) has no
 scale and is refused with a ``ValueError``.
 
@@ -134,7 +134,7 @@ def median_squared_distance(
 
 
 def auto_noise_var(t: torch.Tensor) -> float:
-    """``noise_var="auto"``: ``AUTO_NOISE_FRACTION`` x :func:`median_squared_distance` of ``t``.
+    """``noise_var="auto"``: ``AUTO_NOISE_FRACTION`` x ``median_squared_distance`` of ``t``.
 
     Raises ``ValueError`` for a constant layer (see the module docstring).
     """
@@ -189,7 +189,7 @@ def kde_mutual_information(
     values of C (e.g. the network inputs X, for I(X;T)). ``discrete_groups=True`` requires
     integer labels; ``None``/``False`` group by distinct rows of any dtype. Differentiable in
     ``t`` and in a tensor ``noise_var`` (the nonlinear-IB objective trains through it);
-    ``noise_var="auto"`` calibrates on ``t`` (:func:`auto_noise_var`).
+    ``noise_var="auto"`` calibrates on ``t`` (``auto_noise_var``).
     """
     check_noise_var(noise_var, allow_tensor=True)
     factor = _check_bound(bound)
@@ -229,9 +229,9 @@ def _grouped_information(
 class KDEEstimator(Estimator):
     """Kolchinsky-Tracey pairwise-distance bounds for T plus Gaussian noise of ``noise_var``.
 
-    ``noise_var="auto"`` sets it per layer (see the module docstring); :meth:`calibration`
+    ``noise_var="auto"`` sets it per layer (see the module docstring); ``calibration``
     reports the value, and every estimate of an estimator still at ``"auto"`` calibrates on
-    the activations it is given (``x`` of :meth:`mutual_information`, ``t`` otherwise).
+    the activations it is given (``x`` of ``mutual_information``, ``t`` otherwise).
     """
 
     name = "kde"

@@ -1,9 +1,9 @@
 """k-nearest-neighbour estimators: Kozachenko-Leonenko entropy, KSG and Ross MI.
 
-- :func:`kl_entropy`: Kozachenko & Leonenko (1987) differential entropy,
+- ``kl_entropy``: Kozachenko & Leonenko (1987) differential entropy,
   ``H = psi(n) - psi(k) + log V_d + d <log eps_i>`` with ``eps_i`` the distance to the k-th
   neighbour and ``V_d`` the volume of the unit ball of the metric.
-- :func:`ksg_mutual_information`, continuous ``y``: KSG algorithm 1 (Kraskov, Stoegbauer &
+- ``ksg_mutual_information``, continuous ``y``: KSG algorithm 1 (Kraskov, Stoegbauer &
   Grassberger 2004), ``I = psi(k) + psi(n) - <psi(n_x + 1) + psi(n_y + 1)>``, where ``eps_i``
   is the distance to the k-th neighbour in the joint space under the max of the two marginal
   distances and ``n_x``, ``n_y`` count the points strictly closer than ``eps_i`` in each
@@ -24,7 +24,7 @@ samples produce many. Constant columns carry no information; duplicated samples 
 distance ~1e-10, so the estimates stay finite. The raw estimates are returned, not clipped:
 KSG can be slightly negative for independent variables.
 
-All distance work is done in row blocks by :mod:`._pairwise` (extra memory O(n * chunk)).
+All distance work is done in row blocks by ``._pairwise`` (extra memory O(n * chunk)).
 On CPU, for max-norm KSG with at most ``tree_max_dims`` joint dimensions, ``backend="auto"``
 uses scipy's cKDTree instead (same result; trees win in low dimensions).
 """
@@ -212,14 +212,19 @@ def ksg_mutual_information(
     """I(X;Y) in nats (0-d float64) by KSG algorithm 1, or by Ross (2014) for labels ``y``.
 
     Args:
-        x: ``(n, ...)`` continuous samples. y: ``(n, ...)`` continuous samples, or ``(n,)``
-            integer class labels (``discrete_y=None`` decides by dtype).
+        x: ``(n, ...)`` continuous samples.
+        y: ``(n, ...)`` continuous samples, or ``(n,)`` integer class labels
+            (``discrete_y=None`` decides by dtype).
         k: neighbour count (needs ``n > k``).
         metric: ``"max"`` or ``"euclidean"`` marginal norm; ``None`` is ``"max"`` for KSG
             and ``"euclidean"`` for Ross.
-        standardize, jitter, seed: preprocessing (see the module docstring).
+        discrete_y: treat ``y`` as class labels; ``None`` decides by dtype.
+        standardize: divide each column by its standard deviation (see the module docstring).
+        jitter: tie-breaking noise, times each column's scale (see the module docstring).
+        seed: seed of the jitter.
         backend: ``"brute"`` (chunked torch, any device), ``"tree"`` (scipy cKDTree, CPU,
             max-norm) or ``"auto"`` (tree on CPU for at most ``tree_max_dims`` joint dims).
+        tree_max_dims: the largest joint dimension for which ``"auto"`` uses the tree.
         chunk_size: rows per distance block (default: a 32 MiB block).
     """
     check_int_at_least(k, "k", 1)

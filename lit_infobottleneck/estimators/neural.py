@@ -41,10 +41,10 @@ on the same CPU (minutes per estimate; fine on a GPU). It is the more flexible c
 
 Free parameters (they set what is measured, for a deterministic network too, where the
 true I(X;T) is infinite): the bound, ``tau`` (SMILE, default 5) and the fields of
-:class:`CriticSettings`: critic type and size (``critic``, ``hidden_dim``, ``num_layers``,
+``CriticSettings``: critic type and size (``critic``, ``hidden_dim``, ``num_layers``,
 ``activation``, ``embed_dim``), ``max_steps``, ``eval_every``, ``patience``, ``lr``,
 ``batch_size`` (InfoNCE's ceiling ``log batch_size``), ``val_fraction`` and ``seed``. Each
-neural estimator is a frozen :class:`CriticSettings` with its bound (and SMILE's ``tau``).
+neural estimator is a frozen ``CriticSettings`` with its bound (and SMILE's ``tau``).
 Everything random draws from a local ``torch.Generator`` seeded with ``seed``; the global
 RNG is not touched.
 """
@@ -93,7 +93,7 @@ MINE_EMA_RATE = 0.01
 
 @dataclass(frozen=True)
 class NeuralTrace:
-    """Training record of :func:`neural_mutual_information`, one entry per evaluation.
+    """Training record of ``neural_mutual_information``, one entry per evaluation.
 
     ``train_bound`` is the mean minibatch bound (nats) over the steps since the previous
     evaluation, ``held_out_bound`` the bound on the held-out split (nats) at ``steps``;
@@ -477,11 +477,11 @@ def neural_mutual_information(
     ``x`` ``(n, ...)`` and ``y`` ``(n, ...)`` are paired samples; an integer/bool ``y`` (or
     ``discrete_y=True``) is read as class labels and one-hot encoded. ``bound`` is one of
     ``"infonce"``, ``"mine"``, ``"nwj"``, ``"smile"`` (``tau``: SMILE's clipping). The
-    keyword ``settings`` are the fields of :class:`CriticSettings` (``critic``,
+    keyword ``settings`` are the fields of ``CriticSettings`` (``critic``,
     ``hidden_dim``, ``num_layers``, ``activation``, ``embed_dim``, ``max_steps``,
     ``eval_every``, ``patience``, ``lr``, ``batch_size``, ``val_fraction``, ``seed``), with
     its defaults. InfoNCE cannot exceed ``log min(batch_size, n_held_out)``. With
-    ``return_trace=True`` also returns a :class:`NeuralTrace`. See the module docstring for
+    ``return_trace=True`` also returns a ``NeuralTrace``. See the module docstring for
     the bounds and protocol.
     """
     _check_bound(bound)
@@ -509,7 +509,7 @@ def _estimate(
     settings: CriticSettings,
     return_trace: bool,
 ) -> torch.Tensor | tuple[torch.Tensor, NeuralTrace]:
-    """:func:`neural_mutual_information` with validated parameters."""
+    """``neural_mutual_information`` with validated parameters."""
     x = as_samples(x, "x").detach()
     device = x.device
     discrete = resolve_discrete(as_tensor(y, "y"), discrete_y)
@@ -556,8 +556,8 @@ def _estimate(
 
 @dataclass(frozen=True, kw_only=True, repr=False)
 class _NeuralEstimator(Estimator, CriticSettings):
-    """A neural bound with its :class:`CriticSettings` (the constructor's keywords, all of
-    them returned by :meth:`params`); subclasses fix ``bound``."""
+    """A neural bound with its ``CriticSettings`` (the constructor's keywords, all of
+    them returned by ``params``); subclasses fix ``bound``."""
 
     bound: ClassVar[str]
 

@@ -6,7 +6,7 @@ measure ``T + Z`` with ``Z ~ N(0, noise_var I)`` instead. Over the n measured sa
 uniform on the n inputs (each distinct input row is its own value, as for binning and KDE)
 and ``T + Z`` is the Gaussian mixture ``p(s) = 1/n sum_j phi(s - t_j)``. This family
 estimates the information of that mixture by Monte Carlo sample propagation: unbiased, not a
-bound (unlike the pairwise-distance bounds of :mod:`.kde`, which are loose in high
+bound (unlike the pairwise-distance bounds of ``.kde``, which are loose in high
 dimensions, where the distances concentrate).
 
 With ``s = t_i + z``, ``z ~ N(0, noise_var I)`` drawn ``samples`` times per point, and the
@@ -28,7 +28,7 @@ construction: ``I(T+Z; C) <= H(C)`` (log n for distinct inputs), 0 for a constan
 unchanged by translating T; the distribution of the estimate (not each draw) is unchanged by
 permuting the rows and rotating T. The mean of the per-point terms is unbiased; it is
 clamped at 0, which acts only when the true value is within Monte Carlo error of 0.
-:func:`noisy_mutual_information` can also return the Monte Carlo standard error, from the
+``noisy_mutual_information`` can also return the Monte Carlo standard error, from the
 spread of each point's ``samples`` draws (the estimate is conditional on the n samples: its
 finite-n bias against the population value, where there is one, is a separate matter).
 
@@ -45,7 +45,7 @@ dimensions (tests/estimators/test_noisy.py).
 
 Free parameters: ``noise_var`` (sigma^2 in the units of T squared), default ``"auto"``:
 ``AUTO_NOISE_FRACTION`` (0.1) times the median squared distance between samples, the rule
-of :func:`.kde.auto_noise_var` (why relative: see :mod:`.kde`); ``samples`` (draws per
+of ``.kde.auto_noise_var`` (why relative: see ``.kde``); ``samples`` (draws per
 point, default 4); ``seed``. The noise is drawn on the CPU, each block of 64 rows by a
 generator seeded from a hash of ``(seed, block)``, so the estimate is the same on every
 device and for every ``chunk_size``, and never correlated with data drawn from a generator
@@ -222,7 +222,7 @@ def noisy_mutual_information(
     ``t`` ``(n, d)``: activations. ``groups`` ``(n, ...)``: integer class labels
     (``discrete_groups=True`` requires them), or any tensor whose distinct rows are the values
     of C (``None``/``False``; e.g. the inputs X, for I(X;T) with X by identity).
-    ``noise_var="auto"`` calibrates on ``t`` (:func:`.kde.auto_noise_var`).
+    ``noise_var="auto"`` calibrates on ``t`` (``.kde.auto_noise_var``).
     ``return_stderr=True`` also returns the Monte Carlo standard error (NaN for 1 sample).
     """
     _check_params(noise_var, samples, seed, chunk_size)
@@ -245,7 +245,7 @@ def noisy_entropy(
     """Differential entropy h(T + Z) in nats (0-d float64) of the n-component mixture.
 
     ``h(T + Z) = d/2 log(2 pi e noise_var) + I(index; T + Z)``: the noise entropy plus the
-    information about which sample was drawn, estimated as in :func:`noisy_mutual_information`.
+    information about which sample was drawn, estimated as in ``noisy_mutual_information``.
     """
     _check_params(noise_var, samples, seed, chunk_size)
     t = as_samples(t, "t")
@@ -259,7 +259,7 @@ def noisy_entropy(
 class NoisyEstimator(Estimator):
     """I(X; T + Z) and I(T + Z; Y) of the noisy layer by Monte Carlo (Goldfeld et al. 2019).
 
-    ``noise_var="auto"`` (the default) sets the noise per layer: :meth:`calibration` reports
+    ``noise_var="auto"`` (the default) sets the noise per layer: ``calibration`` reports
     the value, and an estimator still at ``"auto"`` calibrates on the activations of each
     call. ``mutual_information(x, y)`` adds the noise to ``x`` and needs discrete ``y``.
     """

@@ -21,7 +21,7 @@ def register(cls: E) -> E:
 
 
 def available_estimators() -> list[str]:
-    """Sorted names accepted by :func:`get_estimator`."""
+    """Sorted names accepted by ``get_estimator``."""
     return sorted(_REGISTRY)
 
 

@@ -20,7 +20,7 @@ Sanchez Giraldo et al. show ``S(A o B) >= max(S(A), S(B))``, so the MI is at mos
 Kernels:
 
 - continuous data: Gaussian ``K_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``, built from the
-  chunked squared-Euclidean blocks of :mod:`._pairwise`. With ``standardize=True`` (default)
+  chunked squared-Euclidean blocks of ``._pairwise``. With ``standardize=True`` (default)
   each column is centred and divided by its standard deviation first (constant columns are
   only centred), so the estimate is invariant to the scale of every column.
 - discrete labels (integer/bool ``y``, or ``discrete_y=True``): the delta kernel
@@ -28,7 +28,7 @@ Kernels:
   eigenvalues ``p(c)``, so ``S_alpha`` is then exactly the Renyi entropy of the empirical
   label distribution, ``1 / (1 - alpha) log sum_c p(c) ** alpha``.
 
-Free parameters, logged by :meth:`RenyiEstimator.params`:
+Free parameters, logged by ``RenyiEstimator.params``:
 
 - ``alpha`` (default 1.01; must be > 0 and != 1). ``alpha -> 1`` is the Shannon limit, where
   the formula is undefined; 1.01 approximates it (Yu et al. 2019).
@@ -38,7 +38,7 @@ Free parameters, logged by :meth:`RenyiEstimator.params`:
   the non-constant columns, which is 1 on standardised data (Silverman's rule for a
   ``d``-dimensional Gaussian with per-dimension std ``s``). ``"median"``: the lower median of
   the Euclidean distances between distinct pairs of samples (on a seeded random subset of
-  1,000 rows when ``n`` is larger; see :func:`._kernels.median_distance`).
+  1,000 rows when ``n`` is larger; see ``._kernels.median_distance``).
 
 What is measured is set by ``sigma``: for a deterministic network, I(X;T) of continuous T is
 infinite, and here ``sigma -> 0`` drives every Gram matrix to the identity (all entropies
@@ -123,7 +123,7 @@ def gram_matrix(
 ) -> torch.Tensor:
     """The (un-normalised) ``(n, n)`` Gram matrix used by this module, built in row blocks.
 
-    Gaussian kernel of width ``sigma`` (a number or a rule in :data:`SIGMA_RULES`) on the
+    Gaussian kernel of width ``sigma`` (a number or a rule in ``SIGMA_RULES``) on the
     (standardised) rows of ``x``, or the delta kernel of labels when ``discrete=True``.
     """
     check_sigma(sigma, SIGMA_RULES)

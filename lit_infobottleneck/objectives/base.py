@@ -1,14 +1,14 @@
 """The objective interface: a module that turns one forward pass into named loss terms.
 
-An objective receives a :class:`ModelOutput` (inputs, labels, the bottleneck's
-:class:`~lit_infobottleneck.nets.Representation` and the logits) and returns a dict of 0-d
+An objective receives a ``ModelOutput`` (inputs, labels, the bottleneck's
+``lit_infobottleneck.nets.Representation`` and the logits) and returns a dict of 0-d
 tensors that always contains ``"loss"`` (the quantity minimised) and every term of it under
 its own name, so that each is logged. Terms are in nats per example unless the objective's
 docstring says otherwise (a noise variance, a unitless HSIC score).
 
 Objectives that own parameters (a decoder, a backward encoder) create them in
-:meth:`Objective.bind`, which the classifier calls once with the sizes it knows.
-Weights that a :class:`~lit_infobottleneck.callbacks.BetaSchedule` may change over training
+``Objective.bind``, which the classifier calls once with the sizes it knows.
+Weights that a ``lit_infobottleneck.callbacks.BetaSchedule`` may change over training
 (``beta``, ``lambda1``, ...) are plain float attributes listed in ``weights``.
 """
 
@@ -52,7 +52,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class Objective(nn.Module):
-    """Base class: subclasses implement :meth:`forward` returning ``{"loss": ..., ...}``."""
+    """Base class: subclasses implement ``forward`` returning ``{"loss": ..., ...}``."""
 
     #: True if the objective needs a stochastic bottleneck (``rep.std`` not ``None``).
     requires_stochastic: ClassVar[bool] = False

@@ -4,7 +4,7 @@
 trains each layer to minimise ``nHSIC(X, Z) - beta nHSIC(Y, Z)`` with the normalised
 Hilbert-Schmidt independence criterion as a proxy for mutual information; here that
 difference is added to the cross-entropy of a classifier, through the differentiable
-:func:`~lit_infobottleneck.estimators.hsic.normalized_hsic`.
+``lit_infobottleneck.estimators.hsic.normalized_hsic``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class HSICBottleneck(Objective):
 
     Units: ``ce`` and ``loss`` are in nats per example, but nHSIC is a unitless kernel
     dependence measure in [0, 1], not mutual information: the "terms in nats" convention of
-    :class:`~lit_infobottleneck.objectives.base.Objective` does not hold for ``nhsic_xz``
+    ``lit_infobottleneck.objectives.base.Objective`` does not hold for ``nhsic_xz``
     and ``nhsic_yz``, and ``beta`` converts them to nats. Batches need at least 2 examples.
 
     Args:

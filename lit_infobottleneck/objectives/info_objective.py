@@ -7,10 +7,10 @@ objective up to constants:
 - prediction: cross-entropy ``CE = E[-log p(y|z)] = H(Y) - I(Z;Y) + E KL(p(y|z) || q(y|z))``
   is an upper bound on ``-I(Z;Y)`` up to the constant H(Y);
 - ``H(X|Z) <= E[-log q(x|z)]`` for any decoder q (the reconstruction negative log-likelihood,
-  Gaussian or Bernoulli, :class:`~lit_infobottleneck.nets.Decoder`);
+  Gaussian or Bernoulli, ``lit_infobottleneck.nets.Decoder``);
 - ``H(Z|Y) <= sum_y p(y) 1/2 log det(2 pi e (Sigma_y + eps I))``: a Gaussian has the largest
   differential entropy for a given covariance, and adding ``eps I`` only increases it
-  (:func:`gaussian_class_conditional_entropy`).
+  (``gaussian_class_conditional_entropy``).
 """
 
 from __future__ import annotations
@@ -79,14 +79,14 @@ class InfoObjective(Objective):
     constants H(Y) and I(X;Y):
 
     - ``ce``: cross-entropy averaged over the S samples of z, ``= H(Y) - I(Z;Y) + gap``;
-    - ``recon_nll``: ``E[-log q(x|z)] >= H(X|Z)`` with the decoder q built by :meth:`bind`
+    - ``recon_nll``: ``E[-log q(x|z)] >= H(X|Z)`` with the decoder q built by ``bind``
       (``nets.Decoder(latent_dim, prod(input_shape), decoder_hidden, likelihood)``),
       averaged over the S samples and the batch;
     - ``h_z_given_y``: ``sum_y p(y) 1/2 log det(2 pi e (Sigma_y + eps I)) >= H(Z|Y)``, the
       Gaussian maximum-entropy bound, over all S x B vectors of z; ``Sigma_y`` is the
       batch covariance of class y, ``p(y)`` the batch class frequencies; classes with
       fewer than 2 vectors in the batch are skipped and the weights renormalised (see
-      :func:`gaussian_class_conditional_entropy`).
+      ``gaussian_class_conditional_entropy``).
 
     Args:
         lambda1: weight of H(X|Z) (>= 0).

@@ -1,14 +1,14 @@
 """Nonlinear information bottleneck (Kolchinsky, Tracey & Wolpert 2019).
 
 "Nonlinear information bottleneck", Entropy 21(12):1181. The representation is
-``T = f(X) + N(0, noise_var I)`` (:class:`~lit_infobottleneck.nets.NoisyBottleneck`, with a
+``T = f(X) + N(0, noise_var I)`` (``lit_infobottleneck.nets.NoisyBottleneck``, with a
 learnable ``noise_var``). Over a batch of B distinct inputs, each its own value of X, the
 distribution of T is a mixture of B Gaussians, and the pairwise-KL bound of Kolchinsky &
 Tracey (2017) gives
 
     I(X;T) <= -1/B sum_i log 1/B sum_j exp(-||f(x_i) - f(x_j)||^2 / (2 noise_var)) <= log B,
 
-computed by :func:`~lit_infobottleneck.estimators.kde.kde_mutual_information` (upper bound)
+computed by ``lit_infobottleneck.estimators.kde.kde_mutual_information`` (upper bound)
 and differentiated in both ``f(x)`` and ``noise_var``.
 """
 
@@ -44,7 +44,7 @@ class NonlinearIB(Objective):
     ``I_up`` (term ``i_xz_upper``, nats, in [0, log B]) is the KDE pairwise-KL upper bound on
     I(X;T) of the batch means ``rep.mean`` ``(B, K)`` under the bottleneck's Gaussian noise
     ``noise_var = rep.std[0, 0] ** 2`` (term ``noise_var``, units of z squared, not nats),
-    each example its own value of X. Needs :class:`~lit_infobottleneck.nets.NoisyBottleneck`
+    each example its own value of X. Needs ``lit_infobottleneck.nets.NoisyBottleneck``
     (one learnable variance); a per-unit std (``GaussianBottleneck``) raises ``ValueError``.
     ``ce`` is computed on the noisy samples ``rep.z``.
 

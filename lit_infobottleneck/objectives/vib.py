@@ -1,7 +1,7 @@
 """Variational information bottleneck (Alemi, Fischer, Dillon & Murphy 2017).
 
 "Deep variational information bottleneck", ICLR 2017. With a Gaussian encoder
-q(z|x) = N(mean(x), diag std(x)^2) (:class:`~lit_infobottleneck.nets.GaussianBottleneck`) and
+q(z|x) = N(mean(x), diag std(x)^2) (``lit_infobottleneck.nets.GaussianBottleneck``) and
 the prior r(z) = N(0, I), the two terms of the IB Lagrangian are replaced by variational bounds:
 
     I(X;Z) <= E_x KL(q(z|x) || r(z))                     (term ``kl``, closed form)

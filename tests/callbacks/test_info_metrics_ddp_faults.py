@@ -11,7 +11,8 @@ job runs in a child interpreter in a session of its own, which the test kills (S
 that process group: the child and its workers) after ``KILL_AFTER`` seconds, so that even a
 hang the timeout misses fails the test instead of blocking CI. The timeout tests show that a
 broken collective ends the job within the process-group timeout plus slack; the other tests
-that InfoMetrics' collectives take a small fraction of it.
+that every rank leaves InfoMetrics' epoch end (its collectives) and that no collective timed
+out.
 
 Single-process references run in the test process on the weights each DDP validation epoch
 used (saved by rank 0), so a fit's training under DDP need not be reproduced. As in
@@ -171,25 +172,23 @@ class Recorder(Callback):
         path.write_text(json.dumps({"metrics": metrics, "batches": self.batches}))
 
 
-class TimedInfoMetrics(InfoMetrics):
-    """InfoMetrics that writes how long each rank spends in its epoch end (gather, estimate
-    on rank 0, broadcast): the longest a rank waits in an InfoMetrics collective."""
+class MarkedInfoMetrics(InfoMetrics):
+    """InfoMetrics that marks, per rank and validation run, that the rank left its epoch end
+    (gather, estimate on rank 0, broadcast): it did not stay in an InfoMetrics collective."""
 
     def __init__(self, directory: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.directory = directory
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        start = time.perf_counter()
         super().on_validation_epoch_end(trainer, pl_module)
-        seconds = time.perf_counter() - start
         fn = trainer.state.fn.value
-        name = f"seconds_rank{trainer.global_rank}_{fn}_epoch{trainer.current_epoch}"
-        name += f"_{type(self).__name__}.txt"
-        (Path(self.directory) / name).write_text(repr(seconds))
+        name = f"left_epoch_end_rank{trainer.global_rank}_{fn}_epoch{trainer.current_epoch}"
+        name += f"_{type(self).__name__}"
+        (Path(self.directory) / name).touch()
 
 
-class CappedInfoMetrics(TimedInfoMetrics):
+class CappedInfoMetrics(MarkedInfoMetrics):
     """A second InfoMetrics in the same run (its own labels, state key and log dir)."""
 
     @staticmethod
@@ -291,9 +290,9 @@ class ExtraAllGatherOnRankZero(Callback):
             time.sleep(KILL_AFTER + 60)
 
 
-def _info_metrics(root: str, **kwargs: Any) -> TimedInfoMetrics:
+def _info_metrics(root: str, **kwargs: Any) -> MarkedInfoMetrics:
     kwargs.setdefault("max_samples", 1000)
-    return TimedInfoMetrics(root, layers=LAYERS, estimators=ESTIMATORS, **kwargs)
+    return MarkedInfoMetrics(root, layers=LAYERS, estimators=ESTIMATORS, **kwargs)
 
 
 def _ddp_trainer(
@@ -456,11 +455,13 @@ def assert_equals_reference(
         assert rank0[name] == pytest.approx(value, abs=1e-6, rel=1e-6), name
 
 
-def assert_well_within_timeout(root: Path, timeout: float, expected_files: int) -> None:
-    """Each rank left InfoMetrics' epoch end (its collectives) long before the timeout."""
-    times = {p.name: float(p.read_text()) for p in root.glob("seconds_rank*.txt")}
-    assert len(times) == expected_files, times
-    assert max(times.values()) < timeout / 3, times
+def assert_every_rank_left_the_epoch_end(root: Path, expected_files: int) -> None:
+    """Each rank left InfoMetrics' epoch end (its collectives) at every validation run, and
+    the job (completed: see ``assert_completed``) logged no collective timing out."""
+    left = sorted(p.name for p in root.glob("left_epoch_end_rank*"))
+    assert len(left) == expected_files, left
+    output = (root / "job.log").read_text(errors="replace")
+    assert "timed out" not in output.lower(), output[-3000:]
 
 
 # ---------------------------------------------------------------------- a) uneven last batches
@@ -515,7 +516,7 @@ def test_uneven_last_batches_fit_and_validate_equal_a_single_process_run(uneven_
     assert reference.samples == 301  # the padding copy is not counted
     ranks = (ddp_metrics(root, "validate", epoch, 0), ddp_metrics(root, "validate", epoch, 1))
     assert_equals_reference(records, validate["samples"], ranks, reference)
-    assert_well_within_timeout(root, OK_TIMEOUT, expected_files=2 * 3)
+    assert_every_rank_left_the_epoch_end(root, expected_files=2 * 3)
 
 
 @pytest.mark.xfail(
@@ -576,7 +577,7 @@ def test_rank_without_batches_of_the_measured_loader_gives_rank_zeros_result(tmp
     # The held-out loss (loader 1) is synchronised as usual.
     losses = [ddp_metrics(root, "validate", 0, rank, "val_loss") for rank in (0, 1)]
     assert list(losses[0]) == ["val_loss/dataloader_idx_1"] and losses[0] == losses[1]
-    assert_well_within_timeout(root, OK_TIMEOUT, expected_files=2 * 2)
+    assert_every_rank_left_the_epoch_end(root, expected_files=2 * 2)
 
 
 def test_rank_without_any_validation_batch_fails_fast_instead_of_hanging(tmp_path):
@@ -620,7 +621,7 @@ def test_limit_val_batches_differing_per_rank_equals_one_process_on_the_union(tm
     ranks = (ddp_metrics(root, "validate", 0, 0), ddp_metrics(root, "validate", 0, 1))
     result = info_json(root)
     assert_equals_reference(result["records"], result["samples"], ranks, reference)
-    assert_well_within_timeout(root, OK_TIMEOUT, expected_files=2)
+    assert_every_rank_left_the_epoch_end(root, expected_files=2)
 
 
 # ---------------------------------------------------------------------- d) timeouts

@@ -10,7 +10,6 @@ waits. ``strict=True`` re-raises on every rank together.
 from __future__ import annotations
 
 import datetime
-import time
 from pathlib import Path
 
 import lightning as L
@@ -112,10 +111,8 @@ def _ddp_fit(root: Path, callback: InfoMetrics, weights: Path) -> L.Trainer:
 
 @pytest.mark.slow
 def test_ddp_a_failing_estimate_is_skipped_on_every_rank_and_the_run_finishes(tmp_path):
-    start = time.monotonic()
+    # A rank left waiting for rank 0's broadcast would time out (PG_TIMEOUT) and fail the run.
     _ddp_fit(tmp_path, _with_failing_kde(), fixed_weights(tmp_path))
-    elapsed = time.monotonic() - start
-    assert elapsed < PG_TIMEOUT.total_seconds()  # nobody waited for a broadcast
     records = info_json(tmp_path)["records"]
     assert sorted({(r["epoch"], r["estimator"], r["layer"]) for r in records}) == [
         (e, "binning", layer) for e in range(2) for layer in LAYERS
@@ -124,7 +121,5 @@ def test_ddp_a_failing_estimate_is_skipped_on_every_rank_and_the_run_finishes(tm
 
 @pytest.mark.slow
 def test_ddp_strict_raises_on_every_rank_together(tmp_path):
-    start = time.monotonic()
     with pytest.raises(Exception, match="CUDA out of memory"):
         _ddp_fit(tmp_path, _with_failing_kde(strict=True), fixed_weights(tmp_path))
-    assert time.monotonic() - start < PG_TIMEOUT.total_seconds()

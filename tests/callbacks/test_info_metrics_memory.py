@@ -177,6 +177,7 @@ def test_inputs_wider_than_max_features_are_reduced_too(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # above the soak's own limit (600 s), which fails more clearly
 def test_fifty_measured_epochs_do_not_grow_resident_memory(tmp_path):
     """``benchmarks/memory_soak.py`` in a fresh process: 50 epochs, TensorBoard figures on,
     a histogram, a distance, a k-NN and a neural estimator (the full set of ten is the
