@@ -63,6 +63,7 @@ def three_loggers(tmp_path_factory):
     _fit(root, [callback], logger=[mlflow_logger, wandb_logger, csv_logger], max_epochs=EPOCHS)
     wandb_dir = Path(wandb_logger.experiment.dir).parent  # .../wandb/offline-run-*/
     wandb.finish()
+    wandb.teardown()  # stop the wandb-core service this test started
     monkeypatch.undo()
     return {
         "root": root,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -178,15 +179,19 @@ def test_inputs_wider_than_max_features_are_reduced_too(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(660)  # above the soak's own limit (600 s), which fails more clearly
-def test_fifty_measured_epochs_do_not_grow_resident_memory(tmp_path):
-    """``benchmarks/memory_soak.py`` in a fresh process: 50 epochs, TensorBoard figures on,
-    a histogram, a distance, a k-NN and a neural estimator (the full set of ten is the
-    benchmark's default, recorded in docs/benchmarks.md)."""
+def test_twenty_measured_epochs_do_not_grow_resident_memory(tmp_path):
+    """``benchmarks/memory_soak.py`` in a fresh process: 20 epochs, TensorBoard figures on,
+    a histogram, a distance, a k-NN and a neural estimator (50 epochs and the full set of
+    ten estimators are the benchmark's default, recorded in docs/benchmarks.md).
+
+    The resident set is flat to 0.1 MiB from epoch 5 on, with single-epoch spikes of up to
+    4 MiB (a 50-epoch run, 2026-12-02): the medians of epochs 5-9 and 15-19 are compared, so
+    a leak of 0.3 MiB per epoch (3 MiB over the 10 epochs between them) fails, a spike not."""
     out = tmp_path / "soak.json"
     command = [
         sys.executable,
         str(REPO / "benchmarks" / "memory_soak.py"),
-        "--epochs=50",
+        "--epochs=20",
         "--max-samples=150",
         "--neural-steps=10",
         "--estimators",
@@ -201,9 +206,9 @@ def test_fifty_measured_epochs_do_not_grow_resident_memory(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     rows = result["rows"]
-    assert [r["epoch"] for r in rows] == list(range(50))
-    assert result["records"] == 50 * 4 * 2  # every epoch, estimator and layer measured
+    assert [r["epoch"] for r in rows] == list(range(20))
+    assert result["records"] == 20 * 4 * 2  # every epoch, estimator and layer measured
     assert all(r["buffer_rows"] <= 150 for r in rows)
-    early, last = rows[5]["rss_mib"], rows[-1]["rss_mib"]
-    assert abs(last - early) / early < 0.05
-    assert last - early < 24  # MiB: 45 epochs; a leak of 0.5 MiB per epoch would fail
+    early = statistics.median(r["rss_mib"] for r in rows[5:10])
+    late = statistics.median(r["rss_mib"] for r in rows[15:20])
+    assert late - early < 3.0, [round(r["rss_mib"], 1) for r in rows]  # MiB over 10 epochs

@@ -259,7 +259,7 @@ def test_tensorboard_scalars_for_every_measured_epoch_with_plausible_values(tb_r
                     assert all(v <= bound_xt * (1 + F32) for v in values)
     seconds = ea.Scalars("info/seconds")
     assert len(seconds) == 3
-    assert all(0.0 <= e.value < 60.0 for e in seconds)
+    assert all(math.isfinite(e.value) and e.value > 0.0 for e in seconds)  # no time limit
 
 
 def test_tensorboard_scalar_steps_are_those_of_the_measured_epochs(tb_run):
