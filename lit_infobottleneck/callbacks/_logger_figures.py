@@ -12,8 +12,8 @@ adapter:
   (``info_metrics.json``, ``info_metrics.csv``, ``info_geometry.csv``) under the artifact
   folder ``info_metrics/``.
 - ``WandbLogger``: a ``wandb.Image`` under the key ``info_plane/<label>`` per measured epoch
-  (caption: the epoch) and, at the end of fit or of a ``validate`` run, the history as the
-  table ``info_metrics/history``.
+  (caption: the epoch) and, at the end of fit or of a ``validate`` run (or when it raises),
+  the history as the table ``info_metrics/history``.
 - ``CSVLogger`` and any other logger: PNG files ``<log_dir>/info_plane/<label>_epoch_<NNNN>.png``,
   one per estimator and measured epoch (a resumed run rewrites the epochs it repeats). A
   logger kind without its own adapter gets these files and one info line naming it.
