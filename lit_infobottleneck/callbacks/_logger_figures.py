@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import (
@@ -38,6 +38,7 @@ from lightning.pytorch.loggers import (
 )
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from lit_infobottleneck.callbacks._outputs import table_columns, table_row
 from lit_infobottleneck.geometry import QUANTITIES as GEOMETRY_QUANTITIES
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 PLANE_TAG = "info_plane"  # TensorBoard tag, W&B key and folder name of the figures
 HISTORY_ARTIFACT_DIR = "info_metrics"  # MLflow artifact folder of the history files
 WANDB_TABLE_KEY = "info_metrics/history"
+LoggerT = TypeVar("LoggerT", bound=Logger)
 
 
 def custom_scalars_layout(labels: Sequence[str], geometry: bool = False) -> dict[str, Any]:
@@ -71,10 +73,10 @@ def png_name(label: str, epoch: int) -> str:
     return f"{label}_epoch_{epoch:04d}.png"
 
 
-class FigureAdapter:
+class FigureAdapter(Generic[LoggerT]):
     """Puts the planes and the history into one logger; the base does nothing."""
 
-    def __init__(self, logger: Logger) -> None:
+    def __init__(self, logger: LoggerT) -> None:
         self.logger = logger
 
     def figures(self, figures: dict[str, Figure], epoch: int, step: int) -> None:
@@ -88,17 +90,16 @@ class FigureAdapter:
         """The fit (or validate run) ended with the history ``records``."""
 
 
-class TensorBoardFigures(FigureAdapter):
+class TensorBoardFigures(FigureAdapter[TensorBoardLogger]):
     """``add_custom_scalars`` once, then ``add_figure("info_plane/<label>", step=epoch)``."""
 
     def __init__(self, logger: TensorBoardLogger, labels: Sequence[str], geometry: bool):
         super().__init__(logger)
-        self.tensorboard = logger
         self.labels, self.geometry = list(labels), geometry
         self.layout_written = False
 
     def figures(self, figures: dict[str, Figure], epoch: int, step: int) -> None:
-        writer = self.tensorboard.experiment
+        writer = self.logger.experiment
         if not self.layout_written:
             writer.add_custom_scalars(custom_scalars_layout(self.labels, self.geometry))
             self.layout_written = True
@@ -107,30 +108,22 @@ class TensorBoardFigures(FigureAdapter):
         writer.flush()
 
 
-class MLflowFigures(FigureAdapter):
+class MLflowFigures(FigureAdapter[MLFlowLogger]):
     """Run artifacts: ``info_plane/<label>/epoch_<NNNN>.png`` and ``info_metrics/<file>``."""
 
-    def __init__(self, logger: MLFlowLogger) -> None:
-        super().__init__(logger)
-        self.mlflow = logger
-
     def figures(self, figures: dict[str, Figure], epoch: int, step: int) -> None:
-        client, run_id = self.mlflow.experiment, self.mlflow.run_id
+        client, run_id = self.logger.experiment, self.logger.run_id
         for label, figure in figures.items():
             client.log_figure(run_id, figure, f"{PLANE_TAG}/{label}/epoch_{epoch:04d}.png")
 
     def history(self, files: Sequence[Path]) -> None:
-        client, run_id = self.mlflow.experiment, self.mlflow.run_id
+        client, run_id = self.logger.experiment, self.logger.run_id
         for path in files:
             client.log_artifact(run_id, str(path), artifact_path=HISTORY_ARTIFACT_DIR)
 
 
-class WandbFigures(FigureAdapter):
+class WandbFigures(FigureAdapter[WandbLogger]):
     """``wandb.Image`` per plane under ``info_plane/<label>``; the history table at the end."""
-
-    def __init__(self, logger: WandbLogger) -> None:
-        super().__init__(logger)
-        self.wandb = logger
 
     def figures(self, figures: dict[str, Figure], epoch: int, step: int) -> None:
         if not figures:
@@ -142,17 +135,17 @@ class WandbFigures(FigureAdapter):
             for label, figure in figures.items()
         }
         # one W&B row for all planes of the epoch, on the x-axis WandbLogger defines
-        self.wandb.experiment.log({**row, "trainer/global_step": step})
+        self.logger.experiment.log({**row, "trainer/global_step": step})
 
     def finish(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
-        columns = history_columns(records)
-        rows = [[_table_cell(record.get(column)) for column in columns] for record in records]
-        self.wandb.log_table(WANDB_TABLE_KEY, columns=columns, data=rows)
+        columns = table_columns(records)
+        rows = [[row.get(column) for column in columns] for row in map(table_row, records)]
+        self.logger.log_table(WANDB_TABLE_KEY, columns=columns, data=rows)
 
 
-class PngFiles(FigureAdapter):
+class PngFiles(FigureAdapter[Logger]):
     """``<directory>/info_plane/<label>_epoch_<NNNN>.png`` per estimator and measured epoch."""
 
     def __init__(self, logger: Logger, directory: Path) -> None:
@@ -164,26 +157,6 @@ class PngFiles(FigureAdapter):
             self.directory.mkdir(parents=True, exist_ok=True)
         for label, figure in figures.items():
             figure.savefig(self.directory / png_name(label, epoch), dpi=100)
-
-
-def history_columns(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Every key of the records, in first-seen order."""
-    seen: dict[str, None] = {}
-    for record in records:
-        for key in record:
-            seen.setdefault(key, None)
-    return list(seen)
-
-
-def _table_cell(value: Any) -> Any:
-    """A record value as a table cell: lists (the flags) ``;``-joined, numbers as floats."""
-    if isinstance(value, (list, tuple)):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 def _logger_directory(logger: Logger, trainer: pl.Trainer) -> Path:
@@ -199,10 +172,10 @@ def _logger_directory(logger: Logger, trainer: pl.Trainer) -> Path:
 
 def figure_adapters(
     trainer: pl.Trainer, labels: Sequence[str], geometry: bool
-) -> list[FigureAdapter]:
+) -> list[FigureAdapter[Any]]:
     """One adapter per logger of ``trainer`` (none without loggers), in ``trainer.loggers``
     order; says once which logger kinds get PNG files because they have no adapter."""
-    adapters: list[FigureAdapter] = []
+    adapters: list[FigureAdapter[Any]] = []
     png_directories: set[Path] = set()
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
@@ -225,7 +198,7 @@ def figure_adapters(
     return adapters
 
 
-def _warn_failed(adapter: FigureAdapter, what: str, err: Exception) -> None:
+def _warn_failed(adapter: FigureAdapter[Any], what: str, err: Exception) -> None:
     rank_zero_warn(
         f"InfoMetrics could not write its {what} to {type(adapter.logger).__name__}: "
         f"{type(err).__name__}: {err}. Training goes on; the history is in the callback's "
@@ -234,7 +207,7 @@ def _warn_failed(adapter: FigureAdapter, what: str, err: Exception) -> None:
 
 
 def log_figures(
-    adapters: Sequence[FigureAdapter],
+    adapters: Sequence[FigureAdapter[Any]],
     history: Sequence[dict[str, Any]],
     meta: dict[str, Any],
     labels: Sequence[str],
@@ -266,7 +239,7 @@ def log_figures(
             _warn_failed(adapter, "information-plane figures", err)
 
 
-def log_history(adapters: Sequence[FigureAdapter], files: Sequence[Path]) -> None:
+def log_history(adapters: Sequence[FigureAdapter[Any]], files: Sequence[Path]) -> None:
     """Hand the rewritten history ``files`` (those that exist) to every adapter."""
     existing = [path for path in files if path.is_file()]
     for adapter in adapters:
@@ -276,7 +249,7 @@ def log_history(adapters: Sequence[FigureAdapter], files: Sequence[Path]) -> Non
             _warn_failed(adapter, "history files", err)
 
 
-def finish(adapters: Sequence[FigureAdapter], records: Sequence[dict[str, Any]]) -> None:
+def finish(adapters: Sequence[FigureAdapter[Any]], records: Sequence[dict[str, Any]]) -> None:
     """End of fit or validate: every adapter's last word (the W&B table)."""
     for adapter in adapters:
         try:

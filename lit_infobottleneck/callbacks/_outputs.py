@@ -46,15 +46,19 @@ def write_history(
 
 
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    fields = list(dict.fromkeys(k for r in rows for k in r))
     with _replace_atomically(path) as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=table_columns(rows))
         writer.writeheader()
-        writer.writerows(_csv_row(r) for r in rows)
+        writer.writerows(table_row(r) for r in rows)
 
 
-def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
-    """A record as a CSV row: the ``flags`` list ``;``-joined."""
+def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every key of the rows, in first-seen order: the columns of the CSV and W&B tables."""
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
+def table_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as a CSV or W&B table row: the ``flags`` list ``;``-joined."""
     row = dict(record)
     if isinstance(row.get("flags"), list):
         row["flags"] = ";".join(row["flags"])

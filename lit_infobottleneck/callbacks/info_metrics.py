@@ -262,7 +262,7 @@ class InfoMetrics(Callback):
         self.calibration: dict[str, dict[str, dict[str, Any]]] = {}
         self._capture: ActivationCapture | None = None
         self._active = False
-        self._figure_adapters: list[FigureAdapter] = []
+        self._figure_adapters: list[FigureAdapter[Any]] = []
         self._announced: set[str] = set()
         self._told: set[str] = set()
         self._warned_flags: set[tuple[str, str, str]] = set()

@@ -12,16 +12,15 @@ import json
 import logging
 from pathlib import Path
 
+import mlflow
 import pytest
+import wandb
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, WandbLogger
 from matplotlib.image import imread
 
 from lit_infobottleneck.callbacks import InfoMetrics
 from lit_infobottleneck.callbacks._logger_figures import png_name
 from tests.callbacks.test_info_metrics_outputs import LAYERS, _fit, _read_json
-
-mlflow = pytest.importorskip("mlflow")
-wandb = pytest.importorskip("wandb")
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*does not have many workers:UserWarning"),
