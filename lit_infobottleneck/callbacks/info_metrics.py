@@ -80,7 +80,6 @@ from lit_infobottleneck.callbacks._capture import (
 )
 from lit_infobottleneck.callbacks._estimate import (
     BOUND_KEYS,
-    INFORMATION_UNITS,
     EstimateResult,
     estimate_layers,
     record_unit,
@@ -95,6 +94,7 @@ from lit_infobottleneck.callbacks._logger_figures import (
     log_figures,
     log_history,
 )
+from lit_infobottleneck.callbacks._options import UNITS, build_estimators, check_options
 from lit_infobottleneck.callbacks._outputs import (
     GEOMETRY_FILE,
     HISTORY_FILES,
@@ -102,7 +102,6 @@ from lit_infobottleneck.callbacks._outputs import (
     write_history,
 )
 from lit_infobottleneck.callbacks._reduction import FeatureReducer
-from lit_infobottleneck.estimators import Estimator, get_estimator
 from lit_infobottleneck.geometry import QUANTITIES as GEOMETRY_QUANTITIES
 from lit_infobottleneck.metrics import broadcastable
 
@@ -111,33 +110,9 @@ DEFAULT_ESTIMATORS: tuple[dict[str, Any], ...] = (
     {"name": "binning", "bins": 30},
     {"name": "kde", "noise_var": 0.1},
 )
-UNITS = INFORMATION_UNITS
 INPUT_KEY = "<input>"  # the inputs X in reductions (no submodule has this name)
-SCHEDULES = ("every", "log")
 
 __all__ = ["InfoMetrics", "mark_tensorboard_session_start"]
-
-
-def _build_estimators(specs: Sequence[dict[str, Any] | str]) -> dict[str, Estimator]:
-    built: dict[str, Estimator] = {}
-    for spec in specs:
-        params = {"name": spec} if isinstance(spec, str) else dict(spec)
-        if "name" not in params:
-            raise MisconfigurationException(
-                f"InfoMetrics estimator {spec!r} has no 'name'; e.g. {{'name': 'kde', "
-                "'noise_var': 0.1}."
-            )
-        name = params.pop("name")
-        label = params.pop("label", name)
-        if label in built:
-            raise MisconfigurationException(
-                f"InfoMetrics has two estimators labelled {label!r}; give one a 'label' key."
-            )
-        try:
-            built[label] = get_estimator(name, **params)
-        except ValueError as err:
-            raise MisconfigurationException(f"InfoMetrics estimator {spec!r}: {err}") from None
-    return built
 
 
 class InfoMetrics(Callback):
@@ -211,44 +186,23 @@ class InfoMetrics(Callback):
         strict: bool = False,
     ) -> None:
         super().__init__()
-        for field, value, minimum in (
-            ("max_samples", max_samples, 2),
-            ("every_n_epochs", every_n_epochs, 1),
-            ("log_points", log_points, 2),
-            ("bootstrap", bootstrap, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise MisconfigurationException(
-                    f"InfoMetrics `{field}` must be an integer >= {minimum}, got {value!r}."
-                )
-        if bootstrap == 1:
-            raise MisconfigurationException(
-                "InfoMetrics `bootstrap` must be 0 (no intervals) or >= 2 half-samples (a "
-                "spread needs two), got 1; 20 is a good default."
-            )
-        if schedule not in SCHEDULES:
-            raise MisconfigurationException(
-                f"InfoMetrics `schedule` must be one of {SCHEDULES}, got {schedule!r}."
-            )
-        if unit not in UNITS:
-            raise MisconfigurationException(
-                f"InfoMetrics `unit` must be one of {UNITS}, got {unit!r}."
-            )
-        if not (isinstance(dpi_tolerance, (int, float)) and dpi_tolerance >= 0):
-            raise MisconfigurationException(
-                f"InfoMetrics `dpi_tolerance` must be a number >= 0, got {dpi_tolerance!r}."
-            )
-        for field, flag in (("strict", strict), ("geometry", geometry)):
-            if not isinstance(flag, bool):
-                raise MisconfigurationException(
-                    f"InfoMetrics `{field}` must be True or False, got {flag!r}."
-                )
+        check_options(
+            max_samples=max_samples,
+            every_n_epochs=every_n_epochs,
+            log_points=log_points,
+            bootstrap=bootstrap,
+            schedule=schedule,
+            unit=unit,
+            dpi_tolerance=dpi_tolerance,
+            strict=strict,
+            geometry=geometry,
+        )
         try:
             self.reducer = FeatureReducer(max_features, feature_reduction, seed=seed)
         except ValueError as err:
             raise MisconfigurationException(f"InfoMetrics {err}.") from None
         self.layer_specs = layers
-        self.estimators = _build_estimators(estimators)
+        self.estimators = build_estimators(estimators)
         self.max_samples, self.every_n_epochs = max_samples, every_n_epochs
         self.schedule, self.log_points = schedule, log_points
         self.unit, self.device = unit, torch.device(device)
