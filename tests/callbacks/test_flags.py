@@ -93,10 +93,13 @@ def test_bound_cap_when_infonce_reaches_log_batch_size():
     gen = torch.Generator().manual_seed(0)
     y = torch.arange(240) % 2
     x = torch.randn(240, 2, generator=gen)
-    settings = {"batch_size": 4, "max_steps": 1000, "eval_every": 50, "hidden_dim": 32, "lr": 3e-3}
+    # batch 2: the held-out estimate of I(X;X) (infinite) reaches 0.66 of log 2 = 0.69 nats
+    # here; with batch 4 it stopped at 1.21-1.28 of log 4 = 1.39 depending on the CPU, on
+    # either side of the 0.1-nat margin
+    settings = {"batch_size": 2, "max_steps": 1000, "eval_every": 50, "hidden_dim": 32, "lr": 3e-3}
     infonce = {"infonce": get_estimator("infonce", **settings)}
     capped = estimate_layers(x, {"copy": x.clone()}, y, infonce).records[0]
-    assert "bound_cap" in capped["flags"], capped  # I(X;X) is infinite; log 4 = 1.39
+    assert "bound_cap" in capped["flags"], capped
     independent = torch.randn(240, 2, generator=gen)
     free = estimate_layers(x, {"noise": independent}, y, infonce).records[0]
     assert "bound_cap" not in free["flags"], free
