@@ -8,29 +8,40 @@ the ``batch_to_xy`` to pass instead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-DICT_KEYS = (("x", "y"), ("input", "target"), ("inputs", "labels"))
+#: (inputs, labels) key pairs of mapping batches, in the order tried; the last are Hugging
+#: Face's (``input_ids``/``attention_mask``/``labels`` from a tokenizer and collator).
+DICT_KEYS = (
+    ("x", "y"),
+    ("input", "target"),
+    ("inputs", "labels"),
+    ("input_ids", "labels"),
+    ("input_ids", "label"),
+    ("pixel_values", "labels"),
+    ("pixel_values", "label"),
+)
 
 
 def default_batch_to_xy(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y, ...)`` tuples/lists or dicts with ``x``/``y`` (or ``input``/``target``,
-    ``inputs``/``labels``)."""
+    """``(x, y, ...)`` tuples/lists, or mappings (dicts, Hugging Face ``BatchEncoding``) with
+    one of the key pairs ``DICT_KEYS`` (``x``/``y``, ``input_ids``/``labels``, ...)."""
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
         x, y = batch[0], batch[1]
-    elif isinstance(batch, dict) and any(a in batch and b in batch for a, b in DICT_KEYS):
+    elif isinstance(batch, Mapping) and any(a in batch and b in batch for a, b in DICT_KEYS):
         a, b = next((a, b) for a, b in DICT_KEYS if a in batch and b in batch)
         x, y = batch[a], batch[b]
     else:
-        keys = f" with keys {sorted(map(str, batch))}" if isinstance(batch, dict) else ""
+        keys = f" with keys {sorted(map(str, batch))}" if isinstance(batch, Mapping) else ""
         raise MisconfigurationException(
             f"InfoMetrics cannot find inputs and labels in a batch of type "
             f"{type(batch).__name__}{keys}; it reads (x, y, ...) tuples and dicts with x/y, "
-            "input/target or inputs/labels. Pass `batch_to_xy=lambda batch: (x, y)` to "
-            "InfoMetrics."
+            "input/target, inputs/labels or input_ids/labels. Pass "
+            "`batch_to_xy=lambda batch: (x, y)` to InfoMetrics."
         )
     for part, value in (("inputs", x), ("labels", y)):
         if not isinstance(value, torch.Tensor):

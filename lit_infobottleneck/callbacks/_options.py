@@ -13,6 +13,7 @@ from typing import Any
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lit_infobottleneck.callbacks._estimate import INFORMATION_UNITS
+from lit_infobottleneck.callbacks._tokens import TOKEN_REDUCTIONS
 from lit_infobottleneck.estimators import Estimator, get_estimator
 
 UNITS = INFORMATION_UNITS
@@ -27,6 +28,7 @@ def check_options(
     bootstrap: int,
     schedule: str,
     unit: str,
+    token_reduction: str,
     dpi_tolerance: float,
     strict: bool,
     geometry: bool,
@@ -50,6 +52,11 @@ def check_options(
     if schedule not in SCHEDULES:
         raise MisconfigurationException(
             f"InfoMetrics `schedule` must be one of {SCHEDULES}, got {schedule!r}."
+        )
+    if token_reduction not in TOKEN_REDUCTIONS:
+        raise MisconfigurationException(
+            f"InfoMetrics `token_reduction` must be one of {TOKEN_REDUCTIONS}, got "
+            f"{token_reduction!r}."
         )
     if unit not in UNITS:
         raise MisconfigurationException(f"InfoMetrics `unit` must be one of {UNITS}, got {unit!r}.")

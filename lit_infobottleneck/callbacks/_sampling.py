@@ -77,6 +77,52 @@ def subset_mask(length: int, max_samples: int, seed: int) -> torch.Tensor:
     return keep
 
 
+def epoch_subset(
+    trainer: Any, max_samples: int, seed: int
+) -> tuple[torch.Tensor | None, list[tuple[str, str, bool]]]:
+    """The measured subset of a validation epoch of ``trainer``: a boolean lookup over the
+    global indices it will see (``subset_mask``), or None for "the first ``max_samples``
+    ids"; and the notes for the user, ``(topic, message, is_warning)``. A collective under
+    DDP with a sharded loader (the ranks' seen lengths are gathered)."""
+    world = trainer.world_size
+    notes: list[tuple[str, str, bool]] = []
+    loader = first_loader(trainer.val_dataloaders)
+    sharded = is_sharded(loader, world)
+    if world > 1 and not sharded:
+        return None, notes
+    if loader_shuffles(loader):
+        notes.append(
+            (
+                "shuffle",
+                "InfoMetrics: the validation loader shuffles, so the measured subset of "
+                "max_samples differs between epochs; build the validation DataLoader with "
+                "shuffle=False for comparable epochs.",
+                True,
+            )
+        )
+    length = global_length(loader, sharded)
+    if length is None:
+        return None, notes
+    batches = trainer.num_val_batches[0] if trainer.num_val_batches else None
+    seen = seen_length(loader, batches, world, sharded)
+    if sharded:  # ranks may stop at different batches: the subset is drawn over all
+        local = torch.tensor(-1 if seen is None else seen, device=trainer.strategy.root_device)
+        seen = int(trainer.strategy.all_gather(local).max())
+        seen = None if seen < 0 else seen
+    if seen is not None and seen < length:
+        notes.append(
+            (
+                "limit",
+                f"InfoMetrics draws its subset of max_samples={max_samples} from the {seen} "
+                f"validation samples the epoch runs (of {length}; limit_val_batches or "
+                "drop_last).",
+                False,
+            )
+        )
+        length = seen
+    return subset_mask(length, max_samples, seed), notes
+
+
 def batch_selection(
     position: int,
     size: int,
@@ -105,14 +151,16 @@ def gather_captures(
     """All ranks' captures in global index order, each sample once (``local["index"]``
     holds the global indices; the DistributedSampler's padding repeats some), at most
     ``max_samples``. A tensor whose row count differs from the index count comes back
-    empty ``(0, ...)``."""
+    empty ``(0, ...)``. Every rank must hold the same keys; the collectives run in sorted
+    key order, so their order in ``local`` may differ between ranks (it is kept)."""
     if world == 1:
         gathered = local
     else:
-        gathered = {
-            key: torch.cat(gather_rows(value.to(strategy.root_device))).to(device)
-            for key, value in local.items()
+        by_key = {
+            key: torch.cat(gather_rows(local[key].to(strategy.root_device))).to(device)
+            for key in sorted(local)
         }
+        gathered = {key: by_key[key] for key in local}
     order = torch.argsort(gathered["index"])
     index = gathered["index"][order]
     unique = torch.ones_like(index, dtype=torch.bool)

@@ -78,12 +78,7 @@ from lit_infobottleneck.callbacks._capture import (
     first_tensor,
     resolve_layers,
 )
-from lit_infobottleneck.callbacks._estimate import (
-    BOUND_KEYS,
-    EstimateResult,
-    estimate_layers,
-    record_unit,
-)
+from lit_infobottleneck.callbacks._estimate import EstimateResult, estimate_layers, record_unit
 from lit_infobottleneck.callbacks._flags import flag_summary, last_records
 from lit_infobottleneck.callbacks._history import copy_calibration, restore_history
 from lit_infobottleneck.callbacks._intervals import METHOD as INTERVAL_METHOD
@@ -102,7 +97,8 @@ from lit_infobottleneck.callbacks._outputs import (
     write_history,
 )
 from lit_infobottleneck.callbacks._reduction import FeatureReducer
-from lit_infobottleneck.geometry import QUANTITIES as GEOMETRY_QUANTITIES
+from lit_infobottleneck.callbacks._scalars import log_scalars
+from lit_infobottleneck.callbacks._tokens import attention_mask, resolve_token_reduction
 from lit_infobottleneck.metrics import broadcastable
 
 BatchToXY = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
@@ -119,9 +115,14 @@ class InfoMetrics(Callback):
     """Information curves I(X;T_l), I(T_l;Y) of chosen layers on validation epochs.
 
     Args:
-        layers: ``"auto"`` (every activation module), or a list of submodule names
-            (``"encoder.layers.1"``), globs (``"encoder.*"``) or module types. Order the
-            list by depth: the data-processing check compares consecutive layers.
+        layers: ``"auto"`` (the output of every repeated block: ResNet blocks, transformer
+            layers; in a model without such blocks every activation module; then pooled
+            features and the head, see ``_auto_layers.py``; the names are logged once),
+            ``"auto:stages"`` (every stage of blocks instead), ``"auto:activations"``, or a
+            list of submodule names (``"encoder.layers.1"``), globs (``"encoder.*"``),
+            module types and these rules. Order the list by depth: the data-processing
+            check compares consecutive layers. A module run k > 1 times per forward pass
+            is measured at every call, as the layers ``"<name>:1"`` ... ``"<name>:k"``.
         estimators: registry names or dicts ``{"name": ..., **params, "label": optional}``;
             default binning (30 bins) and KDE (noise variance 0.1).
         max_samples: validation examples measured per epoch: a seeded subset of the samples
@@ -131,6 +132,12 @@ class InfoMetrics(Callback):
             columns as they are captured, with a fixed seeded map (``None``: never); the
             reduction is warned about once and listed under ``reductions`` in the JSON.
             Memory per layer is at most ``4 * max_samples * max_features`` bytes.
+        token_reduction: how a token-sequence output ``(batch, tokens, features)`` becomes
+            one vector per sample: ``"mean"`` over tokens (weighted by the batch's
+            ``attention_mask`` when it is a mapping with that key), ``"cls"`` (the first
+            token), ``"flatten"``, or ``"auto"`` (``"mean"`` in a model with attention
+            modules, else ``"flatten"``); logged once per layer and stated in the JSON
+            (``token_reduction``). See ``_tokens.py``.
         feature_reduction: ``"sketch"`` (signed feature hashing: preserves distances, for
             KDE/KSG/Renyi/HSIC) or ``"subset"`` (a random subset of units, values unchanged,
             for binning with a fixed ``value_range``).
@@ -171,6 +178,7 @@ class InfoMetrics(Callback):
         max_samples: int = 2000,
         max_features: int | None = 4096,
         feature_reduction: str = "sketch",
+        token_reduction: str = "auto",
         every_n_epochs: int = 1,
         schedule: str = "every",
         log_points: int = 30,
@@ -193,6 +201,7 @@ class InfoMetrics(Callback):
             bootstrap=bootstrap,
             schedule=schedule,
             unit=unit,
+            token_reduction=token_reduction,
             dpi_tolerance=dpi_tolerance,
             strict=strict,
             geometry=geometry,
@@ -202,6 +211,8 @@ class InfoMetrics(Callback):
         except ValueError as err:
             raise MisconfigurationException(f"InfoMetrics {err}.") from None
         self.layer_specs = layers
+        self.token_reduction = token_reduction
+        self.layer_rules: list[str] = []
         self.estimators = build_estimators(estimators)
         self.max_samples, self.every_n_epochs = max_samples, every_n_epochs
         self.schedule, self.log_points = schedule, log_points
@@ -267,13 +278,21 @@ class InfoMetrics(Callback):
     def _resolve(self, pl_module: pl.LightningModule) -> None:
         """Find the layers once the model is built (after ``configure_model``)."""
         if self._capture is None:
-            layers = resolve_layers(pl_module, self.layer_specs)
+            layers, self.layer_rules = resolve_layers(pl_module, self.layer_specs)
             self._capture = ActivationCapture(
                 layers,
                 device=self.device,
                 output_selector=self.output_selector,
                 reducer=self.reducer,
+                token_reduction=resolve_token_reduction(self.token_reduction, pl_module),
             )
+            if self.layer_rules:
+                names = ", ".join(name for name, _ in layers)
+                self._tell_once(
+                    "layers",
+                    f"InfoMetrics measures {len(layers)} layers ({'; '.join(self.layer_rules)}"
+                    f"): {names}.",
+                )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._resolve(pl_module)  # fail before the first epoch on an unknown layer name
@@ -378,37 +397,11 @@ class InfoMetrics(Callback):
 
     def _sample_subset(self, trainer: pl.Trainer) -> torch.Tensor | None:
         """Boolean lookup over the global validation indices the epoch will see, or None
-        for 'the first ``max_samples`` ids' (see ``_sampling``)."""
-        loader = _sampling.first_loader(trainer.val_dataloaders)
-        sharded = _sampling.is_sharded(loader, self._world)
-        if self._world > 1 and not sharded:
-            return None
-        if _sampling.loader_shuffles(loader):
-            self._tell_once(
-                "shuffle",
-                "InfoMetrics: the validation loader shuffles, so the measured subset of "
-                "max_samples differs between epochs; build the validation DataLoader with "
-                "shuffle=False for comparable epochs.",
-                warn=True,
-            )
-        length = _sampling.global_length(loader, sharded)
-        if length is None:
-            return None
-        batches = trainer.num_val_batches[0] if trainer.num_val_batches else None
-        seen = _sampling.seen_length(loader, batches, self._world, sharded)
-        if sharded:  # ranks may stop at different batches: the subset is drawn over all
-            local = torch.tensor(-1 if seen is None else seen, device=trainer.strategy.root_device)
-            seen = int(trainer.strategy.all_gather(local).max())
-            seen = None if seen < 0 else seen
-        if seen is not None and seen < length:
-            self._tell_once(
-                "limit",
-                f"InfoMetrics draws its subset of max_samples={self.max_samples} from the "
-                f"{seen} validation samples the epoch runs (of {length}; limit_val_batches "
-                "or drop_last).",
-            )
-            length = seen
-        return _sampling.subset_mask(length, self.max_samples, self.seed)
+        for 'the first ``max_samples`` ids' (see ``_sampling.epoch_subset``)."""
+        mask, notes = _sampling.epoch_subset(trainer, self.max_samples, self.seed)
+        for topic, message, warn in notes:
+            self._tell_once(topic, message, warn=warn)
+        return mask
 
     def _tell_once(self, topic: str, message: str, warn: bool = False) -> None:
         if topic not in self._told:
@@ -439,7 +432,7 @@ class InfoMetrics(Callback):
         if not bool(mask.any()):
             self._capture.select(None, size)
             return
-        self._capture.select(mask, size)
+        self._capture.select(mask, size, attention_mask(batch, size))
         inputs = x.detach()[mask.to(x.device)].reshape(int(mask.sum()), -1).float()
         self._inputs.append(self.reducer(INPUT_KEY, inputs).to(self.device))
         self._labels.append(y[mask.to(y.device)].to(self.device))
@@ -477,10 +470,11 @@ class InfoMetrics(Callback):
             return
         self._active = False
         self._capture.detach()
-        layers = self._capture.take()
+        layers = self._capture.take(self._agreed_calls(trainer))
         for message in self._capture.errors.values():
             rank_zero_warn(f"InfoMetrics skips a layer: {message}.")
         self._announce_reductions()
+        self._announce_token_reductions()
         local = {
             "x": _sampling.concatenate(self._inputs, self.device),
             "y": _sampling.concatenate(self._labels, self.device, dtype=torch.long),
@@ -494,7 +488,7 @@ class InfoMetrics(Callback):
         count = data["x"].shape[0]
         names = [n for n in layers if data[f"layer:{n}"].shape[0] == count and count > 0]
         for name in layers:
-            if name not in names and name not in self._capture.errors and count > 0:
+            if name not in names and not self._capture.failed(name) and count > 0:
                 rank_zero_warn(
                     f"InfoMetrics skips layer {name!r}: it gave "
                     f"{data[f'layer:{name}'].shape[0]} rows for {count} samples."
@@ -515,6 +509,18 @@ class InfoMetrics(Callback):
             raise failure if failure is not None else result
         if result is not None:
             self._record(trainer, pl_module, result)
+
+    def _agreed_calls(self, trainer: pl.Trainer) -> dict[str, int]:
+        """How often each layer ran per forward pass, the most over all ranks (a collective
+        under DDP: every rank then names the per-call layers alike, see ``take``)."""
+        assert self._capture is not None, "called at a measured epoch's end"
+        calls = self._capture.calls
+        if trainer.world_size == 1:
+            return dict(calls)
+        names = [name for name, _ in self._capture.layers]
+        local = torch.tensor([calls.get(n, 0) for n in names], device=trainer.strategy.root_device)
+        gathered = trainer.strategy.all_gather(local).reshape(-1, len(names))
+        return dict(zip(names, gathered.max(dim=0).values.tolist(), strict=True))
 
     def _estimate(
         self, data: dict[str, torch.Tensor], names: list[str], epoch: int, step: int
@@ -554,6 +560,16 @@ class InfoMetrics(Callback):
                     "`feature_reduction` the method)."
                 )
 
+    def _announce_token_reductions(self) -> None:
+        """Say once per fit how each token-sequence layer became one vector per sample."""
+        assert self._capture is not None, "called at a measured epoch's end"
+        for name, how in self._capture.token_reductions.items():
+            self._tell_once(
+                f"tokens:{name}",
+                f"InfoMetrics reduces the (batch, tokens, features) output of layer {name!r} "
+                f"to one vector per sample: {how} (`token_reduction`).",
+            )
+
     def _record(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, result: EstimateResult
     ) -> None:
@@ -590,6 +606,11 @@ class InfoMetrics(Callback):
             "reductions": {name: r.describe() for name, r in self.reducer.applied.items()},
             "estimator_names": {label: est.name for label, est in self.estimators.items()},
             "layers": list(dict.fromkeys(r["layer"] for r in records + result.geometry)),
+            "layer_rules": list(self.layer_rules),
+            "token_reduction": {
+                "option": self.token_reduction,
+                "layers": dict(self._capture.token_reductions) if self._capture else {},
+            },
             "calibration": self.calibration,
         }
         if self.bootstrap:
@@ -598,46 +619,15 @@ class InfoMetrics(Callback):
                 "resamples": self.bootstrap,
                 "level": 0.95,
             }
-        for record in records:
-            base = f"info/{record['estimator']}"
-            for key in ("I_XT", "I_TY", *BOUND_KEYS):
-                if key in record:
-                    name = f"{base}/{key}/{record['layer']}"
-                    pl_module.log(name, record[key], on_epoch=True, sync_dist=True)
-        for label in self.estimators:
-            mine = [r for r in records if r["estimator"] == label]
-            flagged = [r for r in mine if r.get("flags")]
-            saturated = [
-                r for r in mine if {"saturated_xt", "saturated_ty"} & set(r.get("flags", []))
-            ]
-            pl_module.log(
-                f"info/{label}/flagged", float(len(flagged)), on_epoch=True, sync_dist=True
-            )
-            pl_module.log(
-                f"info/{label}/saturated", float(len(saturated)), on_epoch=True, sync_dist=True
-            )
-            for layer, params in self.calibration.get(label, {}).items():
-                for key, value in params.items():
-                    if isinstance(value, float):
-                        pl_module.log(
-                            f"info/{label}/{key}/{layer}", value, on_epoch=True, sync_dist=True
-                        )
-        for label, violations in result.dpi.items():
-            count = float(len(violations))
-            pl_module.log(f"info/{label}/dpi_violations", count, on_epoch=True, sync_dist=True)
-            if violations:
-                rank_zero_warn(
-                    f"InfoMetrics ({label}, epoch {epoch}): I(X;T) grows with depth beyond "
-                    f"{self.dpi_tolerance} {self.unit} at {', '.join(violations)}; a Markov "
-                    "chain cannot gain information, so the estimator's parameter sets these "
-                    "numbers (Geiger 2021)."
-                )
-        for row in result.geometry:
-            for quantity in GEOMETRY_QUANTITIES:
-                if row.get(quantity) is not None:
-                    name = f"info/geometry/{quantity}/{row['layer']}"
-                    pl_module.log(name, row[quantity], on_epoch=True, sync_dist=True)
-        pl_module.log("info/seconds", result.seconds, on_epoch=True, sync_dist=True)
+        log_scalars(
+            pl_module,
+            result,
+            list(self.estimators),
+            self.calibration,
+            dpi_tolerance=self.dpi_tolerance,
+            unit=self.unit,
+            epoch=epoch,
+        )
         directory = self.log_dir(trainer)  # on every rank: trainer.log_dir is a collective
         self._write_outputs(directory, trainer, epoch)
 

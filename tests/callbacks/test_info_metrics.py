@@ -139,7 +139,7 @@ def test_layer_selection_by_glob_type_and_auto(tmp_path):
     for spec, expected in (
         (["net.*"], {"net.0", "net.1", "net.2", "net.3"}),
         ([nn.Tanh], {"net.1", "net.3"}),
-        ("auto", {"net.1", "net.3"}),
+        ("auto", {"net.1", "net.3", "out"}),  # activations, then the head
     ):
         callback = InfoMetrics(layers=spec, estimators=["binning"])
         _trainer(tmp_path, callbacks=[callback], max_epochs=1).fit(UserModel(), *_loaders())
@@ -229,7 +229,7 @@ def test_works_on_the_library_classifier_representation(tmp_path):
     }
 
 
-def test_a_shared_module_called_twice_is_skipped_with_a_warning(tmp_path):
+def test_a_shared_module_is_measured_at_each_call_and_a_layer_never_run_is_warned(tmp_path):
     class Shared(UserModel):
         def __init__(self):
             super().__init__()
@@ -239,9 +239,9 @@ def test_a_shared_module_called_twice_is_skipped_with_a_warning(tmp_path):
             return self.out(self.act(self.net[2](self.act(self.net[0](x)))))
 
     callback = InfoMetrics(layers=["act", "net.1"], estimators=["binning"])
-    with pytest.warns(UserWarning, match="'act' ran more than once"):
+    with pytest.warns(UserWarning, match="skips layer 'net.1': it gave 0 rows"):
         _trainer(tmp_path, callbacks=[callback], max_epochs=1).validate(Shared(), _loaders()[1])
-    assert {r["layer"] for r in callback.history} == set()  # net.1 never ran in forward
+    assert [r["layer"] for r in callback.history] == ["act:1", "act:2"]  # net.1 never ran
 
 
 def test_layers_built_in_configure_model_are_found(tmp_path):

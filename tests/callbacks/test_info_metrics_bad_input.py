@@ -200,7 +200,7 @@ def test_estimator_parameters_out_of_range_are_refused_naming_them(spec, paramet
             r"`feature_reduction` must be one of \('sketch', 'subset'\)",
         ),
         ({"max_samples": 1}, "`max_samples` must be an integer >= 2"),
-        ({"layers": [3]}, "names, globs or module types"),
+        ({"layers": [3]}, "names, globs, module types or one of"),
     ],
 )
 def test_callback_arguments_out_of_range_are_refused_naming_them(kwargs, message):

@@ -54,9 +54,10 @@ class DigitsMLP(L.LightningModule):
         self.net = nn.Sequential(
             nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10)
         )
+        self.probe = nn.Identity()  # runs twice per forward pass: on the input, the logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.probe(self.net(self.probe(x)))
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -310,13 +311,16 @@ def test_ddp_rank_that_captures_nothing_gives_the_single_process_result(tmp_path
     results = {}
     for ddp in (False, True):
         callback = InfoMetrics(
-            layers=LAYERS, estimators=ESTIMATORS[:2], max_samples=max_samples, seed=seed
+            layers=[*LAYERS, "probe"], estimators=ESTIMATORS[:2], max_samples=max_samples, seed=seed
         )
         results[ddp] = run(
             tmp_path, f"ddp={ddp}", ddp=ddp, val_data=digits(n), batch_size=4, callback=callback
         )
     single, ddp = info_json(results[False]), info_json(results[True])
     assert single["samples"] == max_samples
+    # the module run twice is measured at each call, named alike on both ranks (rank 1
+    # captured no row but counted the calls), in forward order: the input first
+    assert ddp["layers"] == ["probe:1", *LAYERS, "probe:2"]
     assert_same_records(single, ddp)
     assert_ranks_log_the_single_process_values(results[False], results[True])
 
