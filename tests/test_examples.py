@@ -86,3 +86,27 @@ def test_beta_sweep_quick(tmp_path: Path) -> None:
     assert (out / "beta_sweep.png").is_file()
     table = [line for line in result.stdout.splitlines() if line.startswith("| 0.")]
     assert len(table) == 3  # one row per beta of the quick sweep
+
+
+@pytest.mark.timeout(360)
+def test_resnet_information_plane_quick(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (root / "MNIST" / "raw").is_dir():
+        pytest.skip(f"the offline MNIST test set is not in {root}")
+    out = tmp_path / "resnet.png"
+    result = run_example(
+        "resnet_information_plane.py",
+        "--quick",
+        "--root",
+        root,
+        "--out",
+        out,
+        "--logdir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
+    assert out.stat().st_size > 50_000  # two planes and two geometry panels
+    stages = ["net.layer1", "net.layer2", "net.layer3", "net.layer4", "net.avgpool", "net.fc"]
+    assert f"layers: {stages}" in result.stdout
+    rows = read_history(next((tmp_path / "runs").rglob("info_metrics.csv")))
+    assert [r["layer"] for r in rows if r["estimator"] == "kde"] == stages
