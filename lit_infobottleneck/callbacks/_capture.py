@@ -193,13 +193,13 @@ class ActivationCapture:
             )
             return None
         mask = self._mask.to(tensor.device)
-        rows = tensor[mask]
+        rows = tensor[mask].float()  # before any reduction: bf16/fp16 sums lose digits
         if rows.dim() == 3 and self.token_reduction != "flatten":
             token_mask = token_mask if token_mask is not None else self._token_mask
             selected = None if token_mask is None else token_mask.to(tensor.device)[mask]
             rows, how = reduce_tokens(rows, self.token_reduction, selected)
             self.token_reductions[name] = how
-        rows = rows.reshape(rows.shape[0], -1).float()
+        rows = rows.reshape(rows.shape[0], -1)
         if self.reducer is not None:
             rows = self.reducer(name, rows)
         return rows
