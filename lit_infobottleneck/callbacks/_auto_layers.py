@@ -3,11 +3,14 @@
 The rule, applied to the LightningModule's submodules in registration order (the root and
 an objective's own modules, ``objective.*``, are never chosen):
 
-1. **Repeated blocks.** A *block* is an element of an ``nn.Sequential`` or ``nn.ModuleList``
-   that has submodules of its own, is not itself a container, and whose class occurs as such
-   an element at least twice in the model: torchvision's ``BasicBlock``/``Bottleneck``,
-   ``nn.TransformerEncoderLayer``, Hugging Face's ``BertLayer``/``GPT2Block``, timm blocks.
-   Of nested blocks the innermost are kept.
+1. **Repeated blocks.** A *block* is an element of an ``nn.Sequential``, ``nn.ModuleList``
+   or ``nn.ModuleDict`` that has submodules of its own, is not itself a container, and whose
+   class occurs at least twice among the elements of one container (torchvision's
+   ``BasicBlock``/``Bottleneck``/``MBConv``/``InvertedResidual``, Hugging Face's
+   ``BertLayer``/``GPT2Block``), or is an ``nn.TransformerEncoderLayer``/``DecoderLayer``.
+   A block that holds blocks which hold blocks is a stage, not a block (Hugging Face's
+   ``ResNetStage``); of the other nested blocks the outermost are kept (a squeeze-excitation
+   module inside a block is part of it).
 2. **Granularity.** ``"auto"`` and ``"auto:blocks"``: the output of every block.
    ``"auto:stages"``: the output of every container of blocks (torchvision ResNet's
    ``layer1`` ... ``layer4``); a ``ModuleList`` has no forward of its own, so its last block
@@ -30,6 +33,8 @@ from __future__ import annotations
 from collections import Counter
 
 from torch import nn
+
+from lit_infobottleneck.callbacks._tokens import TRANSFORMER_LAYERS
 
 #: Module types measured by ``"auto:activations"`` (and by ``"auto"`` in a model without
 #: repeated blocks): the activations of a network.
@@ -68,30 +73,44 @@ def _inside(name: str, parent: str) -> bool:
     return name.startswith(parent + ".")
 
 
+def _has_forward(module: nn.Module) -> bool:
+    """Whether ``module`` runs as a whole (``ModuleList``/``ModuleDict`` have no forward)."""
+    return type(module).forward is not nn.Module.forward
+
+
 def repeated_blocks(named: dict[str, nn.Module]) -> list[str]:
-    """Names of the innermost repeated blocks (rule 1), in registration order."""
+    """Names of the repeated blocks (rule 1), in registration order."""
     elements: list[tuple[str, str]] = []  # (element name, container name)
     for name, module in named.items():
-        if isinstance(module, (nn.Sequential, nn.ModuleList)):
+        if isinstance(module, CONTAINER_TYPES):
             for child, element in module.named_children():
                 has_children = next(element.children(), None) is not None
                 if has_children and not isinstance(element, CONTAINER_TYPES):
                     elements.append((f"{name}.{child}", name))
-    counts = Counter(type(named[element]) for element, _ in elements)
-    candidates = [element for element, _ in elements if counts[type(named[element])] >= 2]
-    return [c for c in candidates if not any(_inside(other, c) for other in candidates)]
+    per_container = Counter((type(named[e]), c) for e, c in elements)
+    repeated = {cls for (cls, _), count in per_container.items() if count >= 2}
+    repeated |= set(TRANSFORMER_LAYERS)
+    candidates = [e for e, _ in elements if type(named[e]) in repeated]
+
+    def inner(block: str) -> list[str]:
+        return [c for c in candidates if _inside(c, block)]
+
+    # a candidate holding blocks that hold blocks is a stage (Hugging Face ResNetStage)
+    blocks = [c for c in candidates if not any(inner(i) for i in inner(c))]
+    return [b for b in blocks if not any(_inside(b, other) for other in blocks)]
 
 
 def stages(named: dict[str, nn.Module], blocks: list[str]) -> list[str]:
-    """The container of each block; a ``ModuleList``'s last block stands for it (rule 2)."""
+    """The container of each block; where it has no forward of its own (``ModuleList``) its
+    last block stands for it (rule 2)."""
     chosen: dict[str, None] = {}
     for block in blocks:
         container = block.rsplit(".", 1)[0]
-        if isinstance(named[container], nn.ModuleList):
+        if _has_forward(named[container]):
+            chosen.setdefault(container, None)
+        else:
             last = [b for b in blocks if b.rsplit(".", 1)[0] == container][-1]
             chosen.setdefault(last, None)
-        else:
-            chosen.setdefault(container, None)
     return list(chosen)
 
 

@@ -19,9 +19,17 @@ from torch import nn
 
 from lit_infobottleneck.callbacks._auto_layers import AUTO_SPECS, auto_layers
 from lit_infobottleneck.callbacks._reduction import FeatureReducer
-from lit_infobottleneck.callbacks._tokens import batch_first, reduce_tokens, unnest
+from lit_infobottleneck.callbacks._sampling import cat_padded
+from lit_infobottleneck.callbacks._tokens import (
+    CHANNELS_FIRST,
+    batch_first,
+    reduce_tokens,
+    unnest,
+)
 
-CALL_SEPARATOR = ":"  # "<module>:<k>" names the k-th call of a module run k > 1 times
+#: ``"<module>-call<k>"`` names the k-th call of a module run k > 1 times per forward pass
+#: (characters every logger keeps: MLflow drops ``:``, ``#`` and ``@`` from metric names).
+CALL_SEPARATOR = "-call"
 
 OutputSelector = Callable[[Any], torch.Tensor | None]
 
@@ -100,12 +108,13 @@ class ActivationCapture:
     Call ``attach`` to add the hooks, ``select`` before each batch's forward with a
     boolean mask over its rows (``None`` skips the batch) and the batch's attention mask,
     and ``detach`` to remove them. Outputs are detached, token sequences ``(batch, tokens,
-    features)`` reduced by ``token_reduction`` (``"mean"``, ``"cls"`` or ``"flatten"``), other
+    features)`` reduced by ``token_reduction`` (``"mean"``, ``"cls"``, ``"last"`` or
+    ``"flatten"``; see ``_tokens.py``), other
     shapes flattened per sample, cast to float32 and moved to ``device``; layers wider than
     the ``reducer``'s ``max_features`` are reduced per batch.
 
     A module that runs k > 1 times in one forward pass (a shared activation, a weight-tied
-    block) is measured at every call, as the layers ``"<name>:1"`` ... ``"<name>:k"``. A
+    block) is measured at every call, as the layers ``"<name>-call1"`` ... ``"<name>-callk"``. A
     layer whose output is not a tensor with the batch as first dimension is recorded in
     ``errors`` (training goes on).
     """
@@ -162,6 +171,8 @@ class ActivationCapture:
 
     def _hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if self._batch_size == 0:  # not a batch of the measured loader
+                return
             self._batch_calls[name] += 1
             call = self._batch_calls[name]
             self.calls[name] = max(self.calls.get(name, 0), call)
@@ -194,7 +205,8 @@ class ActivationCapture:
             return None
         mask = self._mask.to(tensor.device)
         rows = tensor[mask].float()  # before any reduction: bf16/fp16 sums lose digits
-        if rows.dim() == 3 and self.token_reduction != "flatten":
+        sequence = rows.dim() == 3 and not isinstance(module, CHANNELS_FIRST)
+        if sequence and self.token_reduction != "flatten":
             token_mask = token_mask if token_mask is not None else self._token_mask
             selected = None if token_mask is None else token_mask.to(tensor.device)[mask]
             rows, how = reduce_tokens(rows, self.token_reduction, selected)
@@ -206,7 +218,7 @@ class ActivationCapture:
 
     def take(self, calls: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
         """Concatenated captures, ``(rows, features)``, under each layer's name, or
-        ``"<name>:<k>"`` per call for a layer that ran k > 1 times in a forward pass
+        ``"<name>-call<k>"`` per call for a layer that ran k > 1 times in a forward pass
         (``calls``: those counts agreed over DDP ranks, default this capture's), in the
         order the forward pass first ran them (then the never-run ones, in ``layers``
         order). A layer with an error or no captured rows gives a ``(0,)`` tensor, so every
@@ -225,7 +237,7 @@ class ActivationCapture:
             if name in self.errors or not parts:
                 out[key] = torch.zeros(0, device=self.device)
             else:
-                out[key] = torch.cat(parts)
+                out[key] = cat_padded(parts)
         self.clear()
         return out
 

@@ -152,10 +152,12 @@ def gather_captures(
     holds the global indices; the DistributedSampler's padding repeats some), at most
     ``max_samples``. A tensor whose row count differs from the index count comes back
     empty ``(0, ...)``. Every rank must hold the same keys; the collectives run in sorted
-    key order, so their order in ``local`` may differ between ranks (it is kept)."""
+    key order, so their order in ``local`` may differ between ranks (it is kept); 2-d
+    tensors are padded to the widest of their key over the ranks first (``agree_widths``)."""
     if world == 1:
         gathered = local
     else:
+        local = agree_widths(strategy, local)
         by_key = {
             key: torch.cat(gather_rows(local[key].to(strategy.root_device))).to(device)
             for key in sorted(local)
@@ -173,10 +175,39 @@ def gather_captures(
     }
 
 
+def pad_columns(rows: torch.Tensor, width: int) -> torch.Tensor:
+    """``rows`` ``(m, d)`` right-padded with zeros to ``(m, width)``; other shapes unchanged."""
+    if rows.dim() != 2 or rows.shape[1] >= width:
+        return rows
+    return torch.nn.functional.pad(rows, (0, width - rows.shape[1]))
+
+
+def cat_padded(parts: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(parts)`` of ``(m_i, d_i)`` parts, each right-padded with zeros to the
+    widest: token ids, or flattened sequences, of batches padded to their own longest
+    sequence (a padded position holds 0, as a padding token or an absent token would)."""
+    width = max(part.shape[1] for part in parts) if parts[0].dim() == 2 else 0
+    return torch.cat([pad_columns(part, width) for part in parts])
+
+
+def agree_widths(strategy: Any, local: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``local``'s 2-d tensors padded (``pad_columns``) to the widest over all ranks, so
+    that their gather sees one width per key. A collective: every rank calls it with the
+    same keys."""
+    keys = sorted(local)
+    widths = torch.tensor(
+        [local[k].shape[1] if local[k].dim() == 2 else 0 for k in keys],
+        device=strategy.root_device,
+    )
+    agreed = strategy.all_gather(widths).reshape(-1, len(keys)).max(dim=0).values.tolist()
+    padded = {k: pad_columns(local[k], int(w)) for k, w in zip(keys, agreed, strict=True)}
+    return {k: padded[k] for k in local}
+
+
 def concatenate(
     parts: list[torch.Tensor], device: torch.device, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """``torch.cat(parts)`` on ``device``; an empty ``(0,)`` tensor of ``dtype`` if none."""
+    """``cat_padded(parts)`` on ``device``; an empty ``(0,)`` tensor of ``dtype`` if none."""
     if parts:
-        return torch.cat(parts).to(device)
+        return cat_padded(parts).to(device)
     return torch.zeros(0, dtype=dtype or torch.float32, device=device)

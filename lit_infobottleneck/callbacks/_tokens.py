@@ -11,13 +11,17 @@ of representations in the transformer"). ``token_reduction``:
   A nested-tensor output (``nn.TransformerEncoder``'s fast path) is averaged over each
   sample's own tokens.
 - ``"cls"``: the first token (BERT's ``[CLS]``).
+- ``"last"``: the last real token by the attention mask (else the last token): what a causal
+  model's sequence classifier reads (GPT-2's ``score`` logits).
 - ``"flatten"``: every coordinate (the behaviour for all other shapes).
 - ``"auto"`` (default): ``"mean"`` in a model with attention modules (``nn.MultiheadAttention``
   or a class whose name contains ``Attention``), else ``"flatten"``: in a 1-d CNN the second
   dimension is channels, not tokens.
 
 Outputs of ``nn.TransformerEncoderLayer``/``DecoderLayer`` with ``batch_first=False`` are
-``(tokens, batch, features)`` and are transposed first. The reductions are deterministic
+``(tokens, batch, features)`` and are transposed first. Outputs of 1-d convolution, pooling
+and normalisation modules (``CHANNELS_FIRST``: ``(batch, channels, length)``) are always
+flattened. The reductions are deterministic
 functions of T, so by data processing they bound the layer's own information from below.
 """
 
@@ -29,9 +33,19 @@ from typing import Any
 import torch
 from torch import nn
 
-TOKEN_REDUCTIONS = ("auto", "mean", "cls", "flatten")
+TOKEN_REDUCTIONS = ("auto", "mean", "cls", "last", "flatten")
 MASK_KEY = "attention_mask"
 TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+CHANNELS_FIRST: tuple[type[nn.Module], ...] = (
+    nn.Conv1d,
+    nn.ConvTranspose1d,
+    nn.BatchNorm1d,
+    nn.InstanceNorm1d,
+    nn.MaxPool1d,
+    nn.AvgPool1d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveMaxPool1d,
+)
 
 
 def is_sequence_model(root: nn.Module) -> bool:
@@ -87,6 +101,14 @@ def reduce_tokens(
     """
     if method == "cls":
         return rows[:, 0], "the first token"
+    if method == "last":
+        if mask is None or mask.shape != rows.shape[:2]:
+            return rows[:, -1], "the last token"
+        positions = torch.arange(rows.shape[1], device=rows.device).expand_as(mask)
+        last = torch.where(mask, positions, 0).amax(dim=1)
+        return rows[torch.arange(rows.shape[0], device=rows.device), last], (
+            "the last real token (mask)"
+        )
     if method == "flatten":
         return rows.reshape(rows.shape[0], -1), "flattened"
     if mask is None or mask.shape != rows.shape[:2]:

@@ -73,6 +73,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lit_infobottleneck.callbacks import _sampling
 from lit_infobottleneck.callbacks._batches import class_labels, default_batch_to_xy
 from lit_infobottleneck.callbacks._capture import (
+    CALL_SEPARATOR,
     ActivationCapture,
     OutputSelector,
     first_tensor,
@@ -120,9 +121,10 @@ class InfoMetrics(Callback):
             features and the head, see ``_auto_layers.py``; the names are logged once),
             ``"auto:stages"`` (every stage of blocks instead), ``"auto:activations"``, or a
             list of submodule names (``"encoder.layers.1"``), globs (``"encoder.*"``),
-            module types and these rules. Order the list by depth: the data-processing
-            check compares consecutive layers. A module run k > 1 times per forward pass
-            is measured at every call, as the layers ``"<name>:1"`` ... ``"<name>:k"``.
+            module types and these rules. Layers are measured in the order the forward pass
+            first runs them (the data-processing check compares consecutive layers). A
+            module run k > 1 times per forward pass is measured at every call, as the
+            layers ``"<name>-call1"`` ... ``"<name>-callk"`` (said once).
         estimators: registry names or dicts ``{"name": ..., **params, "label": optional}``;
             default binning (30 bins) and KDE (noise variance 0.1).
         max_samples: validation examples measured per epoch: a seeded subset of the samples
@@ -135,7 +137,8 @@ class InfoMetrics(Callback):
         token_reduction: how a token-sequence output ``(batch, tokens, features)`` becomes
             one vector per sample: ``"mean"`` over tokens (weighted by the batch's
             ``attention_mask`` when it is a mapping with that key), ``"cls"`` (the first
-            token), ``"flatten"``, or ``"auto"`` (``"mean"`` in a model with attention
+            token), ``"last"`` (the last real token: causal models), ``"flatten"``, or
+            ``"auto"`` (``"mean"`` in a model with attention
             modules, else ``"flatten"``); logged once per layer and stated in the JSON
             (``token_reduction``). See ``_tokens.py``.
         feature_reduction: ``"sketch"`` (signed feature hashing: preserves distances, for
@@ -470,7 +473,17 @@ class InfoMetrics(Callback):
             return
         self._active = False
         self._capture.detach()
-        layers = self._capture.take(self._agreed_calls(trainer))
+        calls = self._agreed_calls(trainer)
+        for name, count in calls.items():
+            if count > 1:
+                self._tell_once(
+                    f"calls:{name}",
+                    f"InfoMetrics: layer {name!r} ran {count} times per forward pass (a shared "
+                    "module, or a validation_step that runs the model more than once); it is "
+                    f"measured at each call, as {name}{CALL_SEPARATOR}1 ... "
+                    f"{name}{CALL_SEPARATOR}{count}.",
+                )
+        layers = self._capture.take(calls)
         for message in self._capture.errors.values():
             rank_zero_warn(f"InfoMetrics skips a layer: {message}.")
         self._announce_reductions()

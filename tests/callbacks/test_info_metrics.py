@@ -241,7 +241,7 @@ def test_a_shared_module_is_measured_at_each_call_and_a_layer_never_run_is_warne
     callback = InfoMetrics(layers=["act", "net.1"], estimators=["binning"])
     with pytest.warns(UserWarning, match="skips layer 'net.1': it gave 0 rows"):
         _trainer(tmp_path, callbacks=[callback], max_epochs=1).validate(Shared(), _loaders()[1])
-    assert [r["layer"] for r in callback.history] == ["act:1", "act:2"]  # net.1 never ran
+    assert [r["layer"] for r in callback.history] == ["act-call1", "act-call2"]  # net.1 never ran
 
 
 def test_layers_built_in_configure_model_are_found(tmp_path):

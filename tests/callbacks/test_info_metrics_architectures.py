@@ -105,8 +105,34 @@ def test_resnet18_with_default_infometrics_measures_every_block_pooling_and_head
     saved = _info_json(tmp_path)
     assert saved["layer_rules"] == ["auto: repeated blocks, pooled features, the head"]
     assert saved["token_reduction"] == {"option": "auto", "layers": {}}  # images: no tokens
-    # the block relu ran twice per block: measured blocks, not a skipped shared module
-    assert {r["layer"] for r in saved["records"]} == set(expected)
+
+
+def test_auto_on_other_torchvision_and_hugging_face_architectures():
+    from torchvision.models import efficientnet_b0, mobilenet_v3_small
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    def names(model, spec="auto"):
+        return [n for n, _ in resolve_layers(model, spec)[0]]
+
+    # squeeze-excitation modules (one per block) are parts of the blocks, not blocks
+    efficient = names(efficientnet_b0(weights=None))
+    assert len(efficient) == 16 + 2 and efficient[-2:] == ["avgpool", "classifier.1"]
+    assert all(n.count(".") == 2 for n in efficient[:16])  # features.<stage>.<block>
+    mobile = names(mobilenet_v3_small(weights=None))
+    assert mobile == [f"features.{i}" for i in range(1, 12)] + ["avgpool", "classifier.3"]
+    # Hugging Face ResNet: stages hold bottlenecks that hold conv layers
+    config = ResNetConfig(depths=[2, 2], hidden_sizes=[16, 32], embedding_size=8)
+    hf = ResNetForImageClassification(config)
+    blocks = [f"resnet.encoder.stages.{s}.layers.{b}" for s in (0, 1) for b in (0, 1)]
+    assert names(hf) == [*blocks, "resnet.pooler", "classifier.1"]
+    stages = ["resnet.encoder.stages.0.layers", "resnet.encoder.stages.1.layers"]
+    assert names(hf, "auto:stages") == [*stages, "resnet.pooler", "classifier.1"]
+    # a one-layer TransformerEncoder: its layer is a block although it is not repeated
+    one = nn.Sequential(
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, batch_first=True), 1),
+        nn.Linear(16, 2),
+    )
+    assert names(one) == ["0.layers.0", "1"]
 
 
 # ---------------------------------------------------------------------- 2. a TransformerEncoder
@@ -348,6 +374,49 @@ def test_hugging_face_bert_with_default_infometrics_and_masks(tmp_path):
     torch.testing.assert_close(capture.take()[expected[1]], expected_rows, rtol=1e-5, atol=1e-6)
 
 
+def _pad_to_longest(samples: list[dict]) -> dict[str, torch.Tensor]:
+    """A ``DataCollatorWithPadding``-like collate: each batch padded to its own longest."""
+    width = max(int(s["attention_mask"].sum()) for s in samples)
+    return {
+        key: torch.stack([s[key][:width] for s in samples])
+        if key != "labels"
+        else torch.stack([s[key] for s in samples])
+        for key in samples[0]
+    }
+
+
+def test_batches_padded_to_their_own_longest_sequence(tmp_path):
+    # token ids of widths 12, 11, 8 in the three validation batches (and flattened layer
+    # outputs of as many tokens): right-padded with zeros to the widest, not a crash
+    torch.manual_seed(0)
+    val_samples = sorted(_token_batches(96, 1), key=lambda s: -int(s["attention_mask"].sum()))
+    val = DataLoader(val_samples, batch_size=32, collate_fn=_pad_to_longest)
+    assert len({b["input_ids"].shape[1] for b in val}) > 1
+    for reduction in ("auto", "flatten"):
+        callback = InfoMetrics(max_samples=96, token_reduction=reduction)
+        _trainer(tmp_path / reduction, callback).validate(HuggingFaceClassifier(), val)
+        assert len(callback.history) == 2 * 4, reduction  # 2 estimators x 4 layers
+        assert all(math.isfinite(r["I_XT"]) for r in callback.history)
+
+
+def test_last_token_and_channels_first_outputs():
+    rows = torch.arange(2 * 3 * 2, dtype=torch.float32).reshape(2, 3, 2)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    last, how = reduce_tokens(rows, "last", mask)
+    torch.testing.assert_close(last, torch.stack([rows[0, 1], rows[1, 0]]))
+    assert how == "the last real token (mask)"
+    torch.testing.assert_close(reduce_tokens(rows, "last", None)[0], rows[:, -1])
+    # in a model with attention, a Conv1d's (batch, channels, length) is not averaged
+    conv = nn.Conv1d(2, 4, 3, padding=1)
+    capture = ActivationCapture([("conv", conv)], token_reduction="mean")
+    capture.attach()
+    capture.select(torch.ones(5, dtype=torch.bool), 5)
+    with torch.no_grad():
+        out = conv(torch.randn(5, 2, 8))
+    capture.detach()
+    torch.testing.assert_close(capture.take()["conv"], out.reshape(5, -1))
+
+
 # ---------------------------------------------------------------------- 4. a shared module
 
 
@@ -388,10 +457,26 @@ def test_a_module_run_twice_is_measured_at_each_call(tmp_path):
         callback = InfoMetrics(layers=layers, max_samples=120)
         _trainer(tmp_path / name, callback).validate(Classifier(net), data)
         histories[name] = callback.history
-    assert [r["layer"] for r in histories["shared"]] == ["net.act:1", "net.act:2", "net.out"] * 2
+    assert [r["layer"] for r in histories["shared"]] == [
+        "net.act-call1",
+        "net.act-call2",
+        "net.out",
+    ] * 2
     for a, b in zip(histories["shared"], histories["separate"], strict=True):
         assert (a["I_XT"], a["I_TY"]) == pytest.approx((b["I_XT"], b["I_TY"]), abs=1e-9)
     # "auto" on the shared MLP: the activation at each call, then the head
     callback = InfoMetrics(estimators=["binning"], max_samples=120)
     _trainer(tmp_path / "auto", callback).validate(Classifier(SharedActivation()), data)
-    assert callback.meta["layers"] == ["net.act:1", "net.act:2", "net.out"]
+    assert callback.meta["layers"] == ["net.act-call1", "net.act-call2", "net.out"]
+
+
+def test_calls_outside_the_measured_loader_are_not_counted():
+    act = nn.Tanh()
+    capture = ActivationCapture([("act", act)])
+    capture.attach()
+    capture.select(None, 0)  # another dataloader's batch, or outside a batch
+    act(act(torch.zeros(3, 2)))
+    capture.select(torch.ones(3, dtype=torch.bool), 3)
+    act(torch.zeros(3, 2))
+    capture.detach()
+    assert list(capture.take()) == ["act"]  # one call per measured forward pass

@@ -586,15 +586,16 @@ def test_rank_without_any_validation_batch_fails_fast_instead_of_hanging(tmp_pat
     # devices=True, rank 1 skips the validation loop, so it runs no hook at all, while rank 0
     # validates. This module's own validation needs no collective (the run completes without
     # InfoMetrics), but InfoMetrics' gather on rank 0 can have no partner: no callback can
-    # estimate here. What is required is that the job fails, with the error in the gather,
-    # instead of hanging.
+    # estimate here. What is required is that the job fails, with the error in a collective,
+    # instead of hanging (the error in InfoMetrics' first collective at the epoch's end).
     weights = fixed_weights(tmp_path)
     root = tmp_path / "ddp"
     job = run_guarded(
         root, "per_rank", weights=str(weights), timeout=FAULT_TIMEOUT, sizes=[60, 0], held_out=0
     )
     assert_failed_within_timeout(job, FAULT_TIMEOUT)
-    assert "in gather_rows" in job.output, job.describe()
+    # the first of InfoMetrics' epoch-end collectives: the call counts' all_gather
+    assert "in _agreed_calls" in job.output, job.describe()
     assert (root / "started_rank0_validate_epoch0").exists()
     assert not (root / "started_rank1_validate_epoch0").exists()
 

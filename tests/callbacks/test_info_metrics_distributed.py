@@ -57,7 +57,10 @@ class DigitsMLP(L.LightningModule):
         self.probe = nn.Identity()  # runs twice per forward pass: on the input, the logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.probe(self.net(self.probe(x)))
+        out = self.probe(self.net(self.probe(x)))
+        if self.global_rank == 1:
+            self.probe(out)  # a third time on rank 1 only: the ranks must agree on the names
+        return out
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -318,9 +321,10 @@ def test_ddp_rank_that_captures_nothing_gives_the_single_process_result(tmp_path
         )
     single, ddp = info_json(results[False]), info_json(results[True])
     assert single["samples"] == max_samples
-    # the module run twice is measured at each call, named alike on both ranks (rank 1
-    # captured no row but counted the calls), in forward order: the input first
-    assert ddp["layers"] == ["probe:1", *LAYERS, "probe:2"]
+    # the module run twice is measured at each call, in forward order (the input first),
+    # named alike on both ranks: rank 1 ran it 3 times (and captured no row), so both gather
+    # a probe-call3, which holds no sample's rows and is skipped
+    assert ddp["layers"] == ["probe-call1", *LAYERS, "probe-call2"]
     assert_same_records(single, ddp)
     assert_ranks_log_the_single_process_values(results[False], results[True])
 
