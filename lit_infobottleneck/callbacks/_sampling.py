@@ -106,8 +106,7 @@ def epoch_subset(
     batches = trainer.num_val_batches[0] if trainer.num_val_batches else None
     seen = seen_length(loader, batches, world, sharded)
     if sharded:  # ranks may stop at different batches: the subset is drawn over all
-        local = torch.tensor(-1 if seen is None else seen, device=trainer.strategy.root_device)
-        seen = int(trainer.strategy.all_gather(local).max())
+        seen = max_over_ranks(trainer.strategy, [-1 if seen is None else seen])[0]
         seen = None if seen < 0 else seen
     if seen is not None and seen < length:
         notes.append(
@@ -190,16 +189,20 @@ def cat_padded(parts: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([pad_columns(part, width) for part in parts])
 
 
+def max_over_ranks(strategy: Any, values: list[int]) -> list[int]:
+    """Each of ``values`` (the same length on every rank) at its largest over all ranks; one
+    ``all_gather``, so a collective every rank must call."""
+    local = torch.tensor(values, device=strategy.root_device)
+    return strategy.all_gather(local).reshape(-1, len(values)).max(dim=0).values.tolist()
+
+
 def agree_widths(strategy: Any, local: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``local``'s 2-d tensors padded (``pad_columns``) to the widest over all ranks, so
     that their gather sees one width per key. A collective: every rank calls it with the
     same keys."""
     keys = sorted(local)
-    widths = torch.tensor(
-        [local[k].shape[1] if local[k].dim() == 2 else 0 for k in keys],
-        device=strategy.root_device,
-    )
-    agreed = strategy.all_gather(widths).reshape(-1, len(keys)).max(dim=0).values.tolist()
+    widths = [local[k].shape[1] if local[k].dim() == 2 else 0 for k in keys]
+    agreed = max_over_ranks(strategy, widths)
     padded = {k: pad_columns(local[k], int(w)) for k, w in zip(keys, agreed, strict=True)}
     return {k: padded[k] for k in local}
 

@@ -531,9 +531,8 @@ class InfoMetrics(Callback):
         if trainer.world_size == 1:
             return dict(calls)
         names = [name for name, _ in self._capture.layers]
-        local = torch.tensor([calls.get(n, 0) for n in names], device=trainer.strategy.root_device)
-        gathered = trainer.strategy.all_gather(local).reshape(-1, len(names))
-        return dict(zip(names, gathered.max(dim=0).values.tolist(), strict=True))
+        agreed = _sampling.max_over_ranks(trainer.strategy, [calls.get(n, 0) for n in names])
+        return dict(zip(names, agreed, strict=True))
 
     def _estimate(
         self, data: dict[str, torch.Tensor], names: list[str], epoch: int, step: int
