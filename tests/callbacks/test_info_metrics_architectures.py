@@ -209,11 +209,20 @@ def test_transformer_encoder_with_default_infometrics_measures_each_layer_and_he
     assert saved["layer_rules"] == ["auto: repeated blocks, the head"]
 
 
+def _token_forward(model: nn.Module, batch: dict) -> None:
+    model(batch["input_ids"], batch["attention_mask"])
+
+
 def _captured(
-    model: nn.Module, batch: dict, layers: list[str], use_mask: bool = True, **kwargs
+    model: nn.Module,
+    batch: dict,
+    layers: list[str],
+    use_mask: bool = True,
+    forward=_token_forward,
+    **kwargs,
 ) -> dict:
-    """What ``ActivationCapture`` keeps of one forward pass over ``batch`` (all rows), given
-    the batch's attention mask (``use_mask``) or not."""
+    """What ``ActivationCapture`` keeps of one ``forward(model, batch)`` pass (all rows),
+    given the batch's attention mask (``use_mask``) or not."""
     named = dict(model.named_modules())
     capture = ActivationCapture([(n, named[n]) for n in layers], **kwargs)
     capture.attach()
@@ -221,7 +230,7 @@ def _captured(
     mask = batch["attention_mask"].bool() if use_mask else None
     capture.select(torch.ones(size, dtype=torch.bool), size, mask)
     with torch.no_grad():
-        model(batch["input_ids"], batch["attention_mask"])
+        forward(model, batch)
     capture.detach()
     return capture.take()
 
@@ -362,16 +371,12 @@ def test_hugging_face_bert_with_default_infometrics_and_masks(tmp_path):
     model.eval()
     with torch.no_grad():
         hidden = model.model(**batch, output_hidden_states=True).hidden_states[2]
-    named = dict(model.named_modules())
-    capture = ActivationCapture([(expected[1], named[expected[1]])], token_reduction="mean")
-    capture.attach()
-    capture.select(torch.ones(8, dtype=torch.bool), 8, batch["attention_mask"].bool())
-    with torch.no_grad():
-        model.model(**batch)
-    capture.detach()
+    kept = _captured(
+        model, batch, [expected[1]], forward=lambda m, b: m.model(**b), token_reduction="mean"
+    )
     weights = batch["attention_mask"].unsqueeze(-1).float()
     expected_rows = (hidden * weights).sum(1) / weights.sum(1)
-    torch.testing.assert_close(capture.take()[expected[1]], expected_rows, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(kept[expected[1]], expected_rows, rtol=1e-5, atol=1e-6)
 
 
 def _pad_to_longest(samples: list[dict]) -> dict[str, torch.Tensor]:
