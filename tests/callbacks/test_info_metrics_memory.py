@@ -4,6 +4,7 @@ epochs with every estimator on."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -184,9 +185,12 @@ def test_twenty_measured_epochs_do_not_grow_resident_memory(tmp_path):
     a histogram, a distance, a k-NN and a neural estimator (50 epochs and the full set of
     ten estimators are the benchmark's default, recorded in docs/benchmarks.md).
 
-    The resident set is flat to 0.1 MiB from epoch 5 on, with single-epoch spikes of up to
-    4 MiB (a 50-epoch run, 2026-12-02): the medians of epochs 5-9 and 15-19 are compared, so
-    a leak of 0.3 MiB per epoch (3 MiB over the 10 epochs between them) fails, a spike not."""
+    The resident set is flat to 0.1 MiB from epoch 5 on, apart from one-time steps of up to
+    4 MiB when the allocator takes a new arena (a 40-epoch run, 2026-12-02: +2.9 MiB at epoch
+    8, -1.9 MiB at epoch 19, flat otherwise). A leak grows the set every epoch, a step once:
+    the median epoch-to-epoch change over epochs 5-19 must stay under 0.15 MiB, so a leak of
+    0.3 MiB per epoch fails and a step does not; a gross bound (6 MiB over those epochs)
+    catches a leak that grows only every other epoch."""
     out = tmp_path / "soak.json"
     command = [
         sys.executable,
@@ -209,6 +213,8 @@ def test_twenty_measured_epochs_do_not_grow_resident_memory(tmp_path):
     assert [r["epoch"] for r in rows] == list(range(20))
     assert result["records"] == 20 * 4 * 2  # every epoch, estimator and layer measured
     assert all(r["buffer_rows"] <= 150 for r in rows)
-    early = statistics.median(r["rss_mib"] for r in rows[5:10])
-    late = statistics.median(r["rss_mib"] for r in rows[15:20])
-    assert late - early < 3.0, [round(r["rss_mib"], 1) for r in rows]  # MiB over 10 epochs
+    rss = [r["rss_mib"] for r in rows]
+    changes = [after - before for before, after in itertools.pairwise(rss[5:20])]
+    shown = [round(value, 1) for value in rss]
+    assert statistics.median(changes) < 0.15, shown  # MiB per epoch
+    assert rss[19] - rss[5] < 6.0, shown
