@@ -16,7 +16,7 @@ from lit_infobottleneck.estimators import (
     gaussian_mutual_information,
 )
 from lit_infobottleneck.metrics import MutualInformation
-from tests.gloo import free_port, init_gloo
+from tests.gloo import gloo_group
 
 N0, N1, D = 700, 333, 3
 
@@ -226,9 +226,8 @@ def _ddp_cases() -> dict[str, tuple[dict, list, list]]:
     }
 
 
-def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    init_gloo(rank, world_size, port, timeout_seconds=60)
-    try:
+def _ddp_worker(rank: int, world_size: int, out_dir: str) -> None:
+    with gloo_group(rank, world_size, str(Path(out_dir) / "store"), timeout_seconds=60):
         results = {}
         for case, (kwargs, *shards) in _ddp_cases().items():
             m = MutualInformation("gaussian", **kwargs)
@@ -239,8 +238,6 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
             except ValueError as err:
                 results[case] = str(err)
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.slow
@@ -249,7 +246,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 )
 def test_ddp_uneven_shards_match_single_process(tmp_path):
     world_size = 2
-    mp.spawn(_ddp_worker, args=(world_size, free_port(), str(tmp_path)), nprocs=world_size)
+    mp.spawn(_ddp_worker, args=(world_size, str(tmp_path)), nprocs=world_size)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world_size)]
 
     def expected(shards, max_samples=None, unit="nats"):

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 
 from lit_infobottleneck.estimators import Estimator
 from lit_infobottleneck.metrics import MutualInformation
-from tests.gloo import free_port, init_gloo
+from tests.gloo import gloo_group
 
 WORLD_SIZE = 3
 SUBGROUP = [1, 2]
@@ -71,9 +71,8 @@ def _cases(subgroup: Any) -> dict[str, tuple[_RankEstimator, dict[str, Any]]]:
     }
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
-    init_gloo(rank, WORLD_SIZE, port, timeout_seconds=30)
-    try:
+def _worker(rank: int, out_dir: str) -> None:
+    with gloo_group(rank, WORLD_SIZE, str(Path(out_dir) / "store"), timeout_seconds=30):
         subgroup = dist.new_group(SUBGROUP)  # every rank takes part in creating it
         g = torch.Generator().manual_seed(rank)
         results: dict[str, Any] = {}
@@ -89,14 +88,12 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
                 results[case] = {"error": type(err).__name__, "message": str(err)}
             results[case]["calls"] = estimator.calls
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(free_port(), str(out)), nprocs=WORLD_SIZE)
+    mp.spawn(_worker, args=(str(out),), nprocs=WORLD_SIZE)
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD_SIZE)]
 
 

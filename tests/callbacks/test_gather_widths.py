@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lit_infobottleneck.callbacks._sampling import gather_captures
-from tests.gloo import free_port, init_gloo
+from tests.gloo import gloo_group
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,17 +40,14 @@ def _local(rank: int) -> dict[str, torch.Tensor]:
     return keys if rank == 0 else dict(reversed(list(keys.items())))
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
-    init_gloo(rank, 2, port, timeout_seconds=30)
-    try:
+def _worker(rank: int, out_dir: str) -> None:
+    with gloo_group(rank, 2, str(Path(out_dir) / "store"), timeout_seconds=30):
         data = gather_captures(_Strategy(), 2, _local(rank), 100, torch.device("cpu"))
         torch.save(data, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_ranks_of_different_widths_and_key_orders_gather_zero_padded(tmp_path):
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=2)
+    mp.spawn(_worker, args=(str(tmp_path),), nprocs=2)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert list(results[1]) == ["layer:a", "index", "x"]  # each rank keeps its own order
     for data in results:
