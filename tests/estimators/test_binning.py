@@ -96,6 +96,38 @@ def test_fixed_range_and_bin_width():
     assert torch.equal(discretize(x, bins=4), discretize(x, bin_width=0.25))
 
 
+def _codes_by_definition(x, low, width, last):
+    """Bin index floor((x - low) / width) clipped to 0..last, then one code per distinct
+    row in lexicographic order, all in int64 (what ``discretize`` computes)."""
+    index = torch.floor((x.double() - low) / width).clamp(0, last).to(torch.int64)
+    return torch.unique(index, dim=0, return_inverse=True)[1]
+
+
+@pytest.mark.parametrize(
+    ("bins", "bin_width", "value_range", "last"),
+    [
+        (30, None, (-2.0, 2.0), 29),  # int8 bin indices
+        (2, None, (-1.0, 1.0), 1),
+        (127, None, (-2.0, 2.0), 126),  # the largest int8 index
+        (128, None, (-2.0, 2.0), 127),
+        (129, None, (-2.0, 2.0), 128),  # int16
+        (None, 1e-4, (-2.0, 2.0), 39_999),  # 40,000 bins: int32
+    ],
+)
+def test_codes_equal_the_int64_definition_whatever_the_index_type(
+    bins, bin_width, value_range, last
+):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 6, generator=g)
+    x[150:] = x[:150].round(decimals=1)  # repeated and nearly repeated rows
+    x[0, 0], x[1, 1] = -50.0, 50.0  # clipped into the edge bins
+    low, high = value_range
+    width = bin_width if bin_width is not None else (high - low) / bins
+    codes = discretize(x, bins=bins or 30, bin_width=bin_width, value_range=value_range)
+    assert codes.dtype == torch.int64
+    assert torch.equal(codes, _codes_by_definition(x, low, width, last))
+
+
 def test_constant_activations_carry_no_information():
     t = torch.ones(100, 5)
     y = torch.arange(100) % 3

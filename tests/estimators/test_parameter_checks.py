@@ -27,6 +27,7 @@ from lit_infobottleneck.estimators import (
     kl_entropy,
     ksg_mutual_information,
 )
+from lit_infobottleneck.estimators._validation import all_finite
 
 NAN, INF = math.nan, math.inf
 NEURAL = ("infonce", "mine", "nwj", "smile")
@@ -235,3 +236,21 @@ def test_the_functional_k_nn_api_checks_seed_and_k_before_computing():
         kl_entropy(x, seed=-2)
     with pytest.raises(ValueError, match=r"`k` must be an integer >= 1, got 0"):
         kl_entropy(x, k=0)
+
+
+@pytest.mark.parametrize(
+    ("values", "finite"),
+    [
+        ([1.0, -2.0, 3.5], True),
+        ([1e308, 1e308, -1.0], True),  # the sum overflows to inf: settled entry by entry
+        ([1.0, float("nan"), 2.0], False),
+        ([1.0, float("inf"), 2.0], False),
+        ([float("inf"), float("-inf")], False),  # the sum is NaN
+        ([-1e308, -1e308, float("nan")], False),
+    ],
+)
+def test_all_finite_is_exact_where_the_fast_sum_is_not(values, finite):
+    for dtype in (torch.float64, torch.float32, torch.float16):
+        t = torch.tensor(values, dtype=torch.float64).to(dtype).reshape(-1, 1)
+        assert all_finite(t) is bool(torch.isfinite(t).all()), dtype
+    assert all_finite(torch.tensor(values, dtype=torch.float64)) is finite
