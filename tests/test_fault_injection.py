@@ -8,9 +8,11 @@ Three real ``python -m lit_infobottleneck fit`` processes in a row on digits:
 3. ``--ckpt_path last`` again, runs to the end (5 epochs).
 
 After each stage the information history in ``info_metrics.csv``/``.json``, the checkpoint
-and the TensorBoard events (read back as TensorBoard shows them) must hold every measured
+and the TensorBoard scalars (read back as TensorBoard shows them) must hold every measured
 epoch exactly once: no gap, no duplicate, and the numbers of the epochs measured before a
-kill unchanged. All three processes log into the same ``version_0`` directory.
+kill unchanged. The plane images, drawn on a background thread, may lack the epochs whose
+drawing a SIGKILL cut off, never hold one twice, and are complete for the run that ends.
+All three processes log into the same ``version_0`` directory.
 """
 
 from __future__ import annotations
@@ -210,7 +212,17 @@ def test_sigkill_mid_epoch_and_mid_estimation_resume_without_gaps_or_duplicates(
     } | {f"info_plane/{s}" for s in ESTIMATORS}
     assert set(curves) == expected_tags
     for tag, seen in curves.items():
-        assert [e for e, _ in seen] == list(epochs), tag
+        steps = [e for e, _ in seen]
+        if tag.startswith("info_plane/"):
+            # Planes are drawn on the figure thread: a SIGKILL loses those still pending
+            # (at most the epochs measured in the run it killed, 0-1 and 2 here); no plane
+            # is written twice, and the planes of the finished run are all there (each
+            # plane shows every epoch measured so far).
+            assert steps == sorted(set(steps)), tag
+            assert set(epochs) - set(steps) <= {0, 1, 2}, (tag, steps)
+            assert {3, 4} <= set(steps), (tag, steps)
+        else:
+            assert steps == list(epochs), tag
     for record in history:  # TensorBoard shows the checkpointed numbers (in float32)
         for quantity in ("I_XT", "I_TY"):
             seen = dict(curves[f"info/{record['estimator']}/{quantity}/{record['layer']}"])

@@ -18,6 +18,9 @@ adapter:
   one per estimator and measured epoch (a resumed run rewrites the epochs it repeats). A
   logger kind without its own adapter gets these files and one info line naming it.
 
+The figures are drawn and written on a background thread (``_figure_worker.py``) unless
+a logger must be written from the training thread (W&B): then all are drawn there.
+
 One adapter failing (a full disk, an unreachable tracking server) is warned about and does
 not stop the others: the history is safe in the callback's state and files.
 """
@@ -74,7 +77,12 @@ def png_name(label: str, epoch: int) -> str:
 
 
 class FigureAdapter(Generic[LoggerT]):
-    """Puts the planes and the history into one logger; the base does nothing."""
+    """Puts the planes and the history into one logger; the base does nothing.
+
+    ``background``: its ``figures`` may run on the figure thread (``_figure_worker.py``).
+    """
+
+    background = True
 
     def __init__(self, logger: LoggerT) -> None:
         self.logger = logger
@@ -123,7 +131,13 @@ class MLflowFigures(FigureAdapter[MLFlowLogger]):
 
 
 class WandbFigures(FigureAdapter[WandbLogger]):
-    """``wandb.Image`` per plane under ``info_plane/<label>``; the history table at the end."""
+    """``wandb.Image`` per plane under ``info_plane/<label>``; the history table at the end.
+
+    Logs from the training thread only (``background = False``): W&B's run is shared with
+    Lightning's own metric logging.
+    """
+
+    background = False
 
     def figures(self, figures: dict[str, Figure], epoch: int, step: int) -> None:
         if not figures:
@@ -237,6 +251,11 @@ def log_figures(
             adapter.figures(figures, epoch, step)
         except Exception as err:
             _warn_failed(adapter, "information-plane figures", err)
+
+
+def all_in_background(adapters: Sequence[FigureAdapter[Any]]) -> bool:
+    """True if every adapter's figures may be drawn and written on the figure thread."""
+    return all(adapter.background for adapter in adapters)
 
 
 def log_history(adapters: Sequence[FigureAdapter[Any]], files: Sequence[Path]) -> None:

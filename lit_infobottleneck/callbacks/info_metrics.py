@@ -58,6 +58,7 @@ information plane analyses of neural network classifiers -- a review".
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,11 +81,13 @@ from lit_infobottleneck.callbacks._capture import (
     resolve_layers,
 )
 from lit_infobottleneck.callbacks._estimate import EstimateResult, estimate_layers, record_unit
+from lit_infobottleneck.callbacks._figure_worker import FigureWorker
 from lit_infobottleneck.callbacks._flags import flag_summary, last_records
 from lit_infobottleneck.callbacks._history import copy_calibration, restore_history
 from lit_infobottleneck.callbacks._intervals import METHOD as INTERVAL_METHOD
 from lit_infobottleneck.callbacks._logger_figures import (
     FigureAdapter,
+    all_in_background,
     figure_adapters,
     finish,
     log_figures,
@@ -231,6 +234,7 @@ class InfoMetrics(Callback):
         self._capture: ActivationCapture | None = None
         self._active = False
         self._figure_adapters: list[FigureAdapter[Any]] = []
+        self._figure_worker = FigureWorker()
         self._announced: set[str] = set()
         self._told: set[str] = set()
         self._warned_flags: set[tuple[str, str, str]] = set()
@@ -313,6 +317,7 @@ class InfoMetrics(Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._stop_capture()
+        self._figure_worker.close()  # every figure written before Lightning closes the loggers
         if stage in (TrainerFn.FITTING, TrainerFn.VALIDATING):
             finish(self._figure_adapters, self.history)  # rank 0 only: others have none
 
@@ -320,6 +325,7 @@ class InfoMetrics(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self._stop_capture()
+        self._figure_worker.close()
         finish(self._figure_adapters, self.history)
 
     def _stop_capture(self) -> None:
@@ -684,7 +690,9 @@ class InfoMetrics(Callback):
         self, directory: Path, trainer: pl.Trainer | None = None, epoch: int | None = None
     ) -> None:
         """CSV/JSON history; with ``trainer`` and ``epoch`` (a measured epoch), also the
-        history files and the figures in every logger (``_logger_figures.py``).
+        history files and the figures in every logger (``_logger_figures.py``; the figures
+        are drawn and written on the figure thread, ``_figure_worker.py``, and are all
+        written by the end of the fit or validate run).
 
         A failure here (a full disk, a plotting error) is warned about, never raised, also
         with ``strict=True`` (only rank 0 writes, so raising would strand the other ranks):
@@ -695,14 +703,20 @@ class InfoMetrics(Callback):
             if trainer is not None and epoch is not None:
                 files = [directory / name for name in (*HISTORY_FILES, GEOMETRY_FILE)]
                 log_history(self._figure_adapters, files)
-                log_figures(
+                job = functools.partial(
+                    log_figures,
                     self._figure_adapters,
-                    self.history,
-                    self.meta,
+                    list(self.history),  # this epoch's records: later epochs rebind the list
+                    dict(self.meta),
                     list(self.estimators),
                     epoch,
                     trainer.global_step,
                     plot=self.plot,
                 )
+                if all_in_background(self._figure_adapters):
+                    self._figure_worker.submit(job)
+                else:  # W&B: drawn on this thread, after the figures still pending
+                    self._figure_worker.wait()
+                    job()
         except Exception as err:
             rank_zero_warn(f"InfoMetrics could not write its outputs: {type(err).__name__}: {err}.")

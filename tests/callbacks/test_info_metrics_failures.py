@@ -83,7 +83,7 @@ def test_a_failure_in_the_figures_is_warned_and_the_history_is_kept(tmp_path, mo
     monkeypatch.setattr("lit_infobottleneck.plotting.information_plane", broken)
     callback = InfoMetrics(layers=LAYERS, estimators=["binning"])
     trainer = _trainer(tmp_path, callbacks=[callback], logger=TensorBoardLogger(tmp_path))
-    with pytest.warns(UserWarning, match="could not write its outputs: TypeError: a plotting bug"):
+    with pytest.warns(UserWarning, match="could not write its figures: TypeError: a plotting bug"):
         trainer.fit(UserModel(), *_loaders())
     assert [r["epoch"] for r in callback.history] == [0, 0, 1, 1]
     assert (Path(trainer.log_dir) / "info_metrics.json").is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 
 import mlflow
@@ -59,6 +60,7 @@ def three_loggers(tmp_path_factory):
     wandb_logger = WandbLogger(project="ib", save_dir=str(root), offline=True)
     csv_logger = CSVLogger(save_dir=root, name="csv", version=0)
     callback = InfoMetrics(layers=list(LAYERS), estimators=list(ESTIMATORS), seed=3)
+    drawn_on = _record_drawing_threads(monkeypatch)
     _fit(root, [callback], logger=[mlflow_logger, wandb_logger, csv_logger], max_epochs=EPOCHS)
     wandb_dir = Path(wandb_logger.experiment.dir).parent  # .../wandb/offline-run-*/
     wandb.finish()
@@ -72,7 +74,41 @@ def three_loggers(tmp_path_factory):
         "wandb_dir": wandb_dir,
         "csv_dir": Path(csv_logger.log_dir),
         "history_dir": root,
+        "drawn_on": drawn_on,
     }
+
+
+def _record_drawing_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every plane drawing append the name of the thread it runs on to the list."""
+    from lit_infobottleneck import plotting
+
+    threads: list[str] = []
+    draw = plotting.information_plane
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(plotting, "information_plane", recording)
+    return threads
+
+
+def test_with_wandb_the_planes_are_drawn_on_the_training_thread(three_loggers):
+    assert three_loggers["drawn_on"] == ["MainThread"] * EPOCHS * len(ESTIMATORS)
+
+
+def test_planes_are_drawn_off_the_training_thread_and_all_written_by_the_end(tmp_path, monkeypatch):
+    drawn_on = _record_drawing_threads(monkeypatch)
+    csv_logger = CSVLogger(save_dir=tmp_path, name="csv", version=0)
+    callback = InfoMetrics(layers=list(LAYERS), estimators=list(ESTIMATORS), geometry=False)
+    _fit(tmp_path, [callback], logger=csv_logger, max_epochs=EPOCHS)
+    assert len(drawn_on) == EPOCHS * len(ESTIMATORS)
+    assert all(name.startswith("InfoMetrics-figures") for name in drawn_on), drawn_on
+    folder = Path(csv_logger.log_dir) / "info_plane"
+    expected = sorted(png_name(label, e) for label in ESTIMATORS for e in range(EPOCHS))
+    assert sorted(p.name for p in folder.iterdir()) == expected  # all written when fit returns
+    _assert_plane_png(folder / png_name("kde", EPOCHS - 1))
+    assert callback._figure_worker._executor is None  # the thread is stopped at teardown
 
 
 # ------------------------------------------------------------------------------- MLflow
