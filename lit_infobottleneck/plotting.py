@@ -97,12 +97,14 @@ def information_plane(
     """
     rows = _rows(records, estimator)
     unit = _unit(rows, estimator, unit)
-    # fixed margins instead of a layout engine: "constrained" costs about 40 % of the time
-    # to draw and render a plane, and the plane is drawn at every measured epoch
-    fig = Figure(figsize=(6.0, 4.5))
-    fig.subplots_adjust(left=0.11, right=0.89, bottom=0.11, top=0.93)
-    ax = fig.subplots()
     epochs = [r["epoch"] for r in rows] or [0]
+    fixed = _fixed_axes(unit, h_x, h_y, epochs)
+    fig = Figure(figsize=(6.0, 4.5), layout=None if fixed else "constrained")
+    if fixed:
+        # fixed margins: the "constrained" engine costs about 40 % of drawing a plane (drawn
+        # at every measured epoch); they fit the short tick labels of fixed axes only
+        fig.subplots_adjust(left=0.11, right=0.89, bottom=0.11, top=0.93)
+    ax = fig.subplots()
     norm = Normalize(vmin=min(epochs), vmax=max(max(epochs), min(epochs) + 1))
     scatter = None
     any_flagged = False
@@ -169,6 +171,16 @@ def information_plane(
             labels.append("hollow: flagged (saturated, clipped, ...)")
         ax.legend(handles, labels, fontsize=7, loc="best")
     return fig
+
+
+def _fixed_axes(unit: str, h_x: float | None, h_y: float | None, epochs: list[int]) -> bool:
+    """True if both axes are fixed by ``_set_limits`` to short ranges ([0, H] in bits or
+    nats with both entropies given, or [0, 1]) and the epochs have at most three digits:
+    then every tick label is short and fixed margins hold the labels."""
+    fixed = (unit in INFORMATION_UNITS and h_x is not None and h_y is not None) or (
+        unit in UNIT_INTERVAL_SCORES
+    )
+    return fixed and max(epochs) < 1000 and (h_x or 0) < 1000 and (h_y or 0) < 1000
 
 
 def _set_limits(ax: Axes, unit: str, h_x: float | None, h_y: float | None) -> None:

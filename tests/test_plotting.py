@@ -259,3 +259,40 @@ def test_flagged_points_are_drawn_hollow_and_explained_in_the_legend():
     assert any(label.startswith("hollow: flagged") for label in labels)
     clean = information_plane(make_records(), "binning", h_x=8.0, h_y=3.3).axes[0]
     assert not any(t.get_text().startswith("hollow") for t in clean.get_legend().get_texts())
+
+
+def _outside_the_figure(fig: Figure) -> list[str]:
+    """The axis labels, titles and colorbar labels of ``fig`` that reach past its edges."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # lays the figure out (the constrained engine runs at draw time)
+    box = fig.bbox
+    outside = []
+    for ax in fig.axes:
+        for text in (ax.xaxis.label, ax.yaxis.label, ax.title):
+            if not text.get_text():
+                continue
+            extent = text.get_window_extent(renderer)
+            if (
+                extent.x0 < box.x0 - 0.5
+                or extent.y0 < box.y0 - 0.5
+                or extent.x1 > box.x1 + 0.5
+                or extent.y1 > box.y1 + 0.5
+            ):
+                outside.append(text.get_text())
+    return outside
+
+
+@pytest.mark.parametrize(
+    ("records", "kwargs"),
+    [
+        (make_records(), {"h_x": H_X, "h_y": H_Y}),  # fixed margins
+        (hsic_records(), {}),  # fixed margins: [0, 1]
+        (make_records("hsic", "HSIC", scale=0.001), {}),  # tick labels like 0.0075
+        (make_records(scale=-100.0), {}),  # negative, wide, no entropies given
+        (make_records(epochs=(0, 1500, 3000)), {"h_x": H_X, "h_y": H_Y}),  # 4-digit epochs
+    ],
+    ids=["bits", "nHSIC", "raw-HSIC", "negative-no-limits", "epoch-3000"],
+)
+def test_labels_and_titles_stay_inside_the_plane(records, kwargs):
+    estimator = records[0]["estimator"]
+    assert _outside_the_figure(information_plane(records, estimator, **kwargs)) == []

@@ -38,7 +38,8 @@ class FigureWorker:
     def submit(self, job: Callable[..., None], *args: Any) -> None:
         """Run ``job(*args)`` on the worker thread; a failure is warned about, not raised."""
         while len(self._pending) >= self.max_pending:
-            self._settle(self._pending.popleft())
+            self._settle(self._pending[0])
+            self._pending.popleft()
         if self._executor is None:  # created on first use: never pickled with the callback
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="InfoMetrics-figures")
         self._pending.append(self._executor.submit(job, *args))
@@ -46,14 +47,18 @@ class FigureWorker:
     def wait(self) -> None:
         """Block until every submitted job has finished (their failures are warned about)."""
         while self._pending:
-            self._settle(self._pending.popleft())
+            self._settle(self._pending[0])
+            self._pending.popleft()  # after the result: an interrupt leaves it to report
 
     def close(self) -> None:
         """``wait``, then stop the thread (a later ``submit`` starts a new one)."""
-        self.wait()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        try:
+            self.wait()
+        finally:  # also when a warning is turned into an error
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            self._pending.clear()
 
     @staticmethod
     def _settle(future: Future[None]) -> None:

@@ -317,16 +317,20 @@ class InfoMetrics(Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._stop_capture()
-        self._figure_worker.close()  # every figure written before Lightning closes the loggers
-        if stage in (TrainerFn.FITTING, TrainerFn.VALIDATING):
-            finish(self._figure_adapters, self.history)  # rank 0 only: others have none
+        try:
+            self._figure_worker.close()  # every figure written before the loggers close
+        finally:
+            if stage in (TrainerFn.FITTING, TrainerFn.VALIDATING):
+                finish(self._figure_adapters, self.history)  # rank 0 only: others have none
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self._stop_capture()
-        self._figure_worker.close()
-        finish(self._figure_adapters, self.history)
+        try:
+            self._figure_worker.close()
+        finally:
+            finish(self._figure_adapters, self.history)
 
     def _stop_capture(self) -> None:
         """Remove the hooks and drop what an interrupted epoch captured."""
@@ -706,7 +710,7 @@ class InfoMetrics(Callback):
                 job = functools.partial(
                     log_figures,
                     self._figure_adapters,
-                    list(self.history),  # this epoch's records: later epochs rebind the list
+                    [dict(r) for r in self.history],  # a copy: the job runs later
                     dict(self.meta),
                     list(self.estimators),
                     epoch,

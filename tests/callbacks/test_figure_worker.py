@@ -59,11 +59,19 @@ def test_a_failing_job_is_warned_about_and_the_next_still_runs():
 
 def test_pickles_without_its_thread_after_the_pending_jobs():
     worker = FigureWorker()
+    release = threading.Event()
     done: list[int] = []
-    worker.submit(done.append, 1)
+
+    def slow(k: int) -> None:
+        release.wait(timeout=30)
+        done.append(k)
+
+    worker.submit(slow, 1)
+    threading.Timer(0.3, release.set).start()  # the job is still running when pickled
     copy = pickle.loads(pickle.dumps(worker))  # as ddp_spawn sends the callback
-    assert done == [1]
+    assert done == [1]  # pickling waited for the pending job
     copy.submit(done.append, 2)
     copy.close()
     worker.close()
     assert done == [1, 2]
+    assert copy._executor is None and worker._executor is None

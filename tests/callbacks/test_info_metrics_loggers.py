@@ -16,10 +16,12 @@ from pathlib import Path
 import mlflow
 import pytest
 import wandb
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, WandbLogger
 from matplotlib.image import imread
 
 from lit_infobottleneck.callbacks import InfoMetrics
+from lit_infobottleneck.callbacks._logger_figures import PLANE_TAG as PLANE
 from lit_infobottleneck.callbacks._logger_figures import png_name
 from tests.callbacks.test_info_metrics_outputs import LAYERS, _fit, _read_json
 
@@ -97,18 +99,57 @@ def test_with_wandb_the_planes_are_drawn_on_the_training_thread(three_loggers):
     assert three_loggers["drawn_on"] == ["MainThread"] * EPOCHS * len(ESTIMATORS)
 
 
+def _mlflow_logger(root: Path) -> MLFlowLogger:
+    return MLFlowLogger(
+        experiment_name="ib",
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        artifact_location=(root / "artifacts").as_uri(),
+    )
+
+
+def _mlflow_planes(logger: MLFlowLogger, label: str) -> list[str]:
+    client = mlflow.MlflowClient(tracking_uri=logger._tracking_uri)
+    return sorted(a.path for a in client.list_artifacts(logger.run_id, f"{PLANE}/{label}"))
+
+
 def test_planes_are_drawn_off_the_training_thread_and_all_written_by_the_end(tmp_path, monkeypatch):
     drawn_on = _record_drawing_threads(monkeypatch)
+    mlflow_logger = _mlflow_logger(tmp_path)
     csv_logger = CSVLogger(save_dir=tmp_path, name="csv", version=0)
     callback = InfoMetrics(layers=list(LAYERS), estimators=list(ESTIMATORS), geometry=False)
-    _fit(tmp_path, [callback], logger=csv_logger, max_epochs=EPOCHS)
+    _fit(tmp_path, [callback], logger=[mlflow_logger, csv_logger], max_epochs=EPOCHS)
     assert len(drawn_on) == EPOCHS * len(ESTIMATORS)
     assert all(name.startswith("InfoMetrics-figures") for name in drawn_on), drawn_on
-    folder = Path(csv_logger.log_dir) / "info_plane"
+    folder = Path(csv_logger.log_dir) / PLANE
     expected = sorted(png_name(label, e) for label in ESTIMATORS for e in range(EPOCHS))
     assert sorted(p.name for p in folder.iterdir()) == expected  # all written when fit returns
     _assert_plane_png(folder / png_name("kde", EPOCHS - 1))
+    for label in ESTIMATORS:  # MLflow artifacts logged from the figure thread
+        assert _mlflow_planes(mlflow_logger, label) == [
+            f"{PLANE}/{label}/epoch_{e:04d}.png" for e in range(EPOCHS)
+        ]
     assert callback._figure_worker._executor is None  # the thread is stopped at teardown
+
+
+class FailAtEpoch(Callback):
+    """Raises at the start of training epoch ``epoch``."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("a crash in training")
+
+
+def test_a_crash_still_writes_the_pending_planes_before_the_loggers_close(tmp_path):
+    csv_logger = CSVLogger(save_dir=tmp_path, name="csv", version=0)
+    callback = InfoMetrics(layers=list(LAYERS), estimators=["binning"], geometry=False)
+    with pytest.raises(RuntimeError, match="a crash in training"):
+        _fit(tmp_path, [callback, FailAtEpoch(2)], logger=csv_logger, max_epochs=EPOCHS)
+    folder = Path(csv_logger.log_dir) / PLANE
+    assert sorted(p.name for p in folder.iterdir()) == [png_name("binning", e) for e in (0, 1)]
+    assert callback._figure_worker._executor is None  # stopped in on_exception
 
 
 # ------------------------------------------------------------------------------- MLflow

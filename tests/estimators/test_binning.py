@@ -126,6 +126,11 @@ def test_codes_equal_the_int64_definition_whatever_the_index_type(
     codes = discretize(x, bins=bins or 30, bin_width=bin_width, value_range=value_range)
     assert codes.dtype == torch.int64
     assert torch.equal(codes, _codes_by_definition(x, low, width, last))
+    x64 = x.double()  # float64 input is used as it is: discretize must not change it
+    kept = x64.clone()
+    codes64 = discretize(x64, bins=bins or 30, bin_width=bin_width, value_range=value_range)
+    assert torch.equal(codes64, codes)
+    assert torch.equal(x64, kept)
 
 
 def test_constant_activations_carry_no_information():

@@ -250,7 +250,14 @@ def test_the_functional_k_nn_api_checks_seed_and_k_before_computing():
     ],
 )
 def test_all_finite_is_exact_where_the_fast_sum_is_not(values, finite):
-    for dtype in (torch.float64, torch.float32, torch.float16):
+    for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
         t = torch.tensor(values, dtype=torch.float64).to(dtype).reshape(-1, 1)
         assert all_finite(t) is bool(torch.isfinite(t).all()), dtype
     assert all_finite(torch.tensor(values, dtype=torch.float64)) is finite
+
+
+def test_all_finite_when_a_low_precision_sum_overflows():
+    t = torch.tensor([60000.0, 60000.0], dtype=torch.float16)  # finite; the sum is inf
+    assert not bool(torch.isfinite(t.sum()))
+    assert all_finite(t) is True
+    assert all_finite(torch.tensor([3e38, 3e38], dtype=torch.float32)) is True
