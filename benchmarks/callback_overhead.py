@@ -69,18 +69,21 @@ class Classifier(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-def digits_case() -> dict[str, Any]:
-    widths = [64, 256, 256, 256, 256]
+def digits_net() -> nn.Module:
     layers: list[nn.Module] = []
-    for a, b in itertools.pairwise(widths):
+    for a, b in itertools.pairwise([64, 256, 256, 256, 256]):
         layers += [nn.Linear(a, b), nn.Tanh()]
+    return nn.Sequential(*layers, nn.Linear(256, 10))
+
+
+def digits_case() -> dict[str, Any]:
     digits = load_digits()
     x = torch.tensor(digits.data, dtype=torch.float32) / 16.0
     y = torch.tensor(digits.target)
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
     train, val = perm[:1197], perm[1197:]
     return {
-        "model": lambda: Classifier(nn.Sequential(*layers, nn.Linear(256, 10))),
+        "model": lambda: Classifier(digits_net()),  # new weights every run
         "train": DataLoader(TensorDataset(x[train], y[train]), batch_size=32, shuffle=True),
         "val": DataLoader(TensorDataset(x[val], y[val]), batch_size=200),
         "callback": {
