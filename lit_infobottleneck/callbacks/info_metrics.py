@@ -719,8 +719,7 @@ class InfoMetrics(Callback):
                 )
                 if all_in_background(self._figure_adapters):
                     self._figure_worker.submit(job)
-                else:  # W&B: drawn on this thread, after the figures still pending
-                    self._figure_worker.wait()
+                else:  # W&B (the adapters are fixed per fit: nothing was ever submitted)
                     job()
         except Exception as err:
             rank_zero_warn(f"InfoMetrics could not write its outputs: {type(err).__name__}: {err}.")
